@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import pkgutil
 import re
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
@@ -25,13 +26,18 @@ _NAME = re.compile(r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$")
 class Registry(Generic[T]):
     """Name → plug-in mapping with lazy loading and helpful misses.
 
-    ``modules`` are imported (once) before the first lookup; each registers its
-    plug-ins with :meth:`register` at import time.
+    ``modules`` are imported (once) before the first lookup, and so is every module
+    of each package in ``packages``; each registers its plug-ins with
+    :meth:`register` at import time. A plug-in module that fails to import is an
+    error, never silently skipped.
     """
 
-    def __init__(self, kind: str, *, modules: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, kind: str, *, modules: tuple[str, ...] = (), packages: tuple[str, ...] = ()
+    ) -> None:
         self.kind = kind
         self._modules = list(modules)
+        self._packages = list(packages)
         self._loaded = False
         self._items: dict[str, T] = {}
 
@@ -59,6 +65,9 @@ class Registry(Generic[T]):
         self._loaded = True
         for module in self._modules:
             importlib.import_module(module)
+        for package in self._packages:
+            for module in _submodules(package):
+                importlib.import_module(module)
 
     def get(self, name: str) -> T:
         """The plug-in registered as ``name``; unknown names suggest the closest ones."""
@@ -91,3 +100,13 @@ class Registry(Generic[T]):
     def __len__(self) -> int:
         self._load()
         return len(self._items)
+
+
+def _submodules(package: str) -> list[str]:
+    """Names of the modules directly inside ``package`` (private ones excluded)."""
+    pkg = importlib.import_module(package)
+    return sorted(
+        f"{package}.{info.name}"
+        for info in pkgutil.iter_modules(pkg.__path__)
+        if not info.name.startswith("_")
+    )

@@ -6,7 +6,9 @@ scikit-learn) inside their functions, so ``bastion --help`` stays fast.
 
 from __future__ import annotations
 
+import importlib
 import os
+import pkgutil
 import sys
 
 import typer
@@ -39,14 +41,22 @@ def _root(
 
 
 def _register() -> None:
-    """Each command group adds itself; its module defers heavy imports to call time."""
-    import importlib
+    """Every module in bastion/cli/ with a ``register(app)`` adds its commands.
 
-    for name in _GROUPS:
-        importlib.import_module(f"bastion.cli.{name}").register(app)
+    Those modules import only typer at module level and defer heavy imports to the
+    command body, so this stays fast.
+    """
+    import bastion.cli
+
+    for info in pkgutil.iter_modules(bastion.cli.__path__):
+        if info.name.startswith("_") or info.name == "main":
+            continue
+        module = importlib.import_module(f"bastion.cli.{info.name}")
+        register = getattr(module, "register", None)
+        if callable(register):
+            register(app)
 
 
-_GROUPS: tuple[str, ...] = ()
 _register()
 
 

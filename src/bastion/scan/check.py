@@ -127,11 +127,5 @@ class Check(Protocol):
     def run(self, target: Target, ctx: ScanContext) -> list[Finding]: ...
 
 
-CHECKS: Registry[type[Check]] = Registry(
-    "check",
-    modules=(
-        "bastion.scan.checks.artifact",
-        "bastion.scan.checks.data_quality",
-        "bastion.scan.checks.baseline",
-    ),
-)
+# Every module in bastion/scan/checks/ registers its checks on import.
+CHECKS: Registry[type[Check]] = Registry("check", packages=("bastion.scan.checks",))

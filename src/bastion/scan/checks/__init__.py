@@ -1,0 +1,1 @@
+"""Built-in checks: every public module here registers its checks in ``CHECKS``."""
