@@ -155,6 +155,7 @@ class RunMetadata(BaseModel):
     finished_at: datetime | None = None
     config: dict[str, Any] = Field(default_factory=dict)
     artifacts: list[ArtifactInfo] = Field(default_factory=list)
+    checks_run: list[str] = Field(default_factory=list)
     timings_s: dict[str, float] = Field(default_factory=dict)
     python: str = ""
     platform: str = ""
