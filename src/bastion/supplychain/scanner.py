@@ -1,0 +1,397 @@
+"""Scan model files and folders without loading them: findings, errors and skips apart.
+
+:func:`scan_path` walks files and folders (recursively, symlinks not followed), detects
+each file's format from its content, and runs the matching analysis. Every file gets
+exactly one outcome: scanned (with zero or more findings), an error (it could not be
+looked at), or skipped (nothing to analyse, and why). :func:`clear_for_loading` is the
+gate model loaders call before anything is unpickled.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import mmap
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bastion.errors import InputNotFoundError, UnsafeArtifactError
+from bastion.progress import ProgressSink, emit
+from bastion.report.finding import Finding, Severity
+from bastion.supplychain._archives import Limits, decompressed, scan_tar, scan_zip
+from bastion.supplychain._detect import CODE_FORMATS, SUFFIX_FORMATS, detect
+from bastion.supplychain._graphs import scan_keras_h5, scan_onnx, scan_savedmodel
+from bastion.supplychain._headers import CannotScan, scan_gguf, scan_npy, scan_safetensors
+from bastion.supplychain._issue import Issue
+from bastion.supplychain.pickle_analysis import analyse_pickle
+
+__all__ = [
+    "ATLAS",
+    "OWASP",
+    "FileError",
+    "Limits",
+    "ScanResult",
+    "ScannedFile",
+    "SkippedFile",
+    "clear_for_loading",
+    "scan_path",
+]
+
+OWASP = ("ML06",)
+ATLAS = ("AML.T0010", "AML.T0010.003", "AML.T0058")
+_CODE_RULES = frozenset({
+    "dangerous-global", "unknown-global", "dynamic-import", "dynamic-attribute",
+    "call-computed", "build-on-global", "extension-code", "nested-pickle-opaque",
+    "keras-lambda", "keras-custom-object", "tensorflow-op", "template-injection",
+})
+_PICKLE_SUFFIXES = (".pkl", ".pickle", ".pt", ".pth", ".bin", ".joblib", ".ckpt", ".dat")
+_NOT_MODELS = {"text": "text file, not a model format", "tflite": (
+    "TFLite flatbuffer: holds no code, not analysed"), "unknown": "unknown binary format"}
+
+_RECOMMEND = {
+    "dangerous-global": "Do not load this file. Get the model from its publisher again, "
+    "or as safetensors/ONNX; load pickles only from sources you trust.",
+    "unknown-global": "Check that the named class comes from a library you trust, then "
+    "pass --trust for this file, or convert the model to safetensors/ONNX.",
+    "malformed-pickle": "Re-export the file; a stream that does not parse cannot be cleared.",
+    "zip-bomb": "Do not extract this archive; ask the publisher for a well-formed copy.",
+}
+_DEFAULT_RECOMMEND = "Do not load this file until you have checked it; prefer data-only " \
+    "formats (safetensors, ONNX without custom ops)."
+
+
+class _Skip(Exception):
+    """Nothing here to analyse; the reason says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class ScannedFile:
+    """A file that was analysed: its detected format and size (sha256 when asked for)."""
+
+    path: str
+    format: str
+    size_bytes: int
+    sha256: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class FileError:
+    """A file that could not be looked at; it is not known to be safe."""
+
+    path: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class SkippedFile:
+    """A file with nothing to analyse (empty, text, unknown format), and why."""
+
+    path: str
+    reason: str
+
+
+@dataclass
+class ScanResult:
+    """Everything one scan saw. A file is *clear* only if it was scanned without findings
+    at or above LOW and without errors."""
+
+    files: list[ScannedFile] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+    errors: list[FileError] = field(default_factory=list)
+    skipped: list[SkippedFile] = field(default_factory=list)
+
+    def worst(self) -> Severity | None:
+        return max((f.severity for f in self.findings), key=lambda s: s.rank, default=None)
+
+    def at_or_above(self, threshold: Severity) -> list[Finding]:
+        return [f for f in self.findings if f.severity >= threshold]
+
+    @property
+    def clear(self) -> bool:
+        return bool(self.files) and not self.errors and not self.skipped and \
+            not self.at_or_above(Severity.LOW)
+
+
+def scan_path(
+    paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    *,
+    progress: ProgressSink | None = None,
+    limits: Limits | None = None,
+    hashes: bool = False,
+) -> ScanResult:
+    """Scan files and folders (recursively); raises ``InputNotFoundError`` for a missing path.
+
+    ``hashes`` adds each scanned file's sha256 (one more full read per file).
+    """
+    roots = [Path(paths)] if isinstance(paths, str | os.PathLike) else [Path(p) for p in paths]
+    for root in roots:
+        if not root.exists() and not root.is_symlink():
+            raise InputNotFoundError(f"{root} does not exist: check the path")
+    limits = limits or Limits()
+    result = ScanResult()
+    targets = [item for root in roots for item in _walk(root, result)]
+    for done, path in enumerate(targets, 1):
+        _scan_file(path, result, limits, hashes)
+        emit(progress, "artifact scan", done, len(targets), message=path.name)
+    return result
+
+
+def _walk(root: Path, result: ScanResult) -> Iterator[Path]:
+    """Files under ``root`` in a stable order; symlinks are reported, never followed."""
+    if not root.is_dir():
+        yield root
+        return
+    stack = [root]
+    base = root.resolve()
+    while stack:
+        folder = stack.pop()
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError as err:
+            result.errors.append(FileError(str(folder), f"cannot list folder: {err.strerror}"))
+            continue
+        subdirs = []
+        for entry in entries:
+            path = Path(entry.path)
+            if entry.is_symlink():
+                _symlink(path, base, result)
+            elif entry.is_dir(follow_symlinks=False):
+                subdirs.append(path)
+            else:
+                yield path
+        stack.extend(reversed(subdirs))
+
+
+def _symlink(path: Path, base: Path, result: ScanResult) -> None:
+    target = path.resolve()
+    if target.is_relative_to(base):
+        result.skipped.append(SkippedFile(str(path), f"symlink to {target}, scanned there"))
+        return
+    result.files.append(ScannedFile(str(path), "symlink", 0))
+    result.findings.append(_finding(str(path), Issue(
+        "symlink-escape", Severity.HIGH, "Symlink points outside the scanned folder",
+        f"{path.name} links to {target}; a loader follows it to a file this scan did not "
+        "cover.", str(target),
+    )))
+
+
+def _scan_file(path: Path, result: ScanResult, limits: Limits, hashes: bool) -> None:
+    where = str(path)
+    if path.exists() and not path.is_file():
+        result.skipped.append(SkippedFile(where, "not a regular file (device, FIFO or socket)"))
+        return
+    try:
+        with _mapped(path) as data:
+            fmt, issues = _scan_blob(data, path.name, 0, limits, path)
+            digest = hashlib.sha256(data).hexdigest() if hashes else ""
+            size = len(data)
+    except _Skip as skip:
+        result.skipped.append(SkippedFile(where, str(skip)))
+        return
+    except CannotScan as err:
+        result.errors.append(FileError(where, str(err)))
+        return
+    except OSError as err:
+        result.errors.append(FileError(where, f"cannot read: {err.strerror or err}"))
+        return
+    result.files.append(ScannedFile(where, fmt, size, digest))
+    result.findings.extend(_finding(where, i) for i in issues)
+
+
+@contextmanager
+def _mapped(path: Path) -> Iterator[Any]:
+    """The file's bytes, memory-mapped (never read into memory); b'' when empty."""
+    with open(path, "rb") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        if size == 0:
+            yield b""
+            return
+        with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+            yield mm
+
+
+def _scan_blob(
+    data: Any, name: str, depth: int, limits: Limits, path: Path | None = None
+) -> tuple[str, list[Issue]]:
+    """Detect and analyse one file or archive member; raises _Skip or CannotScan."""
+    fmt = detect(bytes(data[:4096]), name, len(data))
+    issues = _mismatch(fmt, name)
+    if fmt == "empty":
+        raise _Skip("empty file (0 bytes)")
+    if fmt in _NOT_MODELS and name.lower().endswith(_PICKLE_SUFFIXES):
+        fmt = "pickle"  # a pickle suffix on unknown content: analyse, report what breaks
+    if fmt in _NOT_MODELS:
+        raise _Skip(_NOT_MODELS[fmt])
+
+    def member(inner: Any, inner_name: str, inner_depth: int) -> tuple[str, list[Issue]]:
+        try:
+            return _scan_blob(inner, inner_name, inner_depth, limits)
+        except _Skip:
+            return "skipped", []
+        except CannotScan as err:
+            return "error", [Issue("member-not-scanned", Severity.MEDIUM,
+                                   "Archive member could not be scanned", str(err), inner_name)]
+
+    if fmt == "pickle":
+        issues += _pickle(data)
+    elif fmt == "torch-legacy":
+        found = analyse_pickle(data, max_pickles=5)
+        issues += found.issues + _incomplete(found.complete)
+    elif fmt == "zip":
+        with _open(data, path) as fh:
+            fmt, found_issues = scan_zip(fh, member, depth, limits)
+        issues += found_issues
+    elif fmt == "tar":
+        with _open(data, path) as fh:
+            issues += scan_tar(fh, member, depth, limits)
+    elif fmt in ("gzip", "bz2", "xz", "joblib-zlib"):
+        issues += _compressed(data, fmt, name, depth, limits, path, member)
+    elif fmt == "lz4":
+        raise CannotScan("lz4-compressed file: install lz4 to scan it")
+    elif fmt == "npy":
+        issues += scan_npy(data)
+    elif fmt == "safetensors":
+        issues += scan_safetensors(data)
+    elif fmt == "gguf":
+        issues += scan_gguf(data)
+    elif fmt == "hdf5":
+        issues += scan_keras_h5(str(path) if path is not None else data)
+    elif fmt == "onnx":
+        issues += scan_onnx(data)
+    elif name.endswith("saved_model.pb"):
+        fmt = "savedmodel"
+        issues += scan_savedmodel(data)
+    else:
+        raise _Skip(f"{fmt} file that is not a SavedModel")
+    return fmt, issues
+
+
+def _pickle(data: Any) -> list[Issue]:
+    """A plain pickle; joblib's layout is followed, and the plain reading is checked too."""
+    found = analyse_pickle(data, joblib=True)
+    issues = found.issues + _incomplete(found.complete)
+    if "joblib.numpy_pickle.NumpyArrayWrapper" in found.imports:
+        # pickle.load on this file would run the bytes joblib treats as array data.
+        seen = {(i.rule, i.subject) for i in issues}
+        plain = analyse_pickle(data)
+        issues += [i for i in plain.issues if i.rule not in ("malformed-pickle", "trailing-data")
+                   and (i.rule, i.subject) not in seen]
+    return issues
+
+
+def _incomplete(complete: bool) -> list[Issue]:
+    if complete:
+        return []
+    return [Issue("analysis-limit", Severity.HIGH, "Pickle too large to analyse fully",
+                  "The opcode budget ran out before the end of the stream; the rest was not "
+                  "checked.", "pickle")]
+
+
+def _compressed(
+    data: Any, fmt: str, name: str, depth: int, limits: Limits, path: Path | None, member: Any,
+) -> list[Issue]:
+    if depth >= limits.max_depth:
+        return [Issue("nested-too-deep", Severity.MEDIUM, "Compression nested too deep",
+                      f"{fmt} stream inside {depth} containers was not opened.", fmt)]
+    inner_name = name.rsplit(".", 1)[0] if name.lower().endswith((".gz", ".bz2", ".xz", ".z")) \
+        else name
+    with _open(data, path) as fh, decompressed(fh, fmt, len(data), limits) as (inner, problem):
+        issues = [problem] if problem is not None else []
+        if len(inner):
+            _, found = member(inner, inner_name, depth + 1)
+            issues += found
+    return issues
+
+
+@contextmanager
+def _open(data: Any, path: Path | None) -> Iterator[Any]:
+    """A seekable binary file over ``data`` (the file itself when there is one)."""
+    import io
+
+    if path is not None:
+        with open(path, "rb") as fh:
+            yield fh
+    else:
+        yield io.BytesIO(data) if isinstance(data, bytes) else _MapFile(data)
+
+
+class _MapFile:
+    """A read-only file view of an mmap (zipfile and tarfile need read/seek/tell)."""
+
+    def __init__(self, mm: mmap.mmap) -> None:
+        self._mm = mm
+        self._mm.seek(0)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._mm, name)
+
+    def seekable(self) -> bool:
+        return True
+
+
+def _mismatch(fmt: str, name: str) -> list[Issue]:
+    suffix = os.path.splitext(name.lower())[1]
+    promised = SUFFIX_FORMATS.get(suffix)
+    if promised is None or fmt in promised or fmt in ("empty", "unknown"):
+        return []
+    code = fmt in CODE_FORMATS
+    return [Issue(
+        "format-mismatch", Severity.HIGH if code else Severity.MEDIUM,
+        f"{suffix} file is really {fmt}",
+        f"The name promises {'/'.join(sorted(promised))} but the content is {fmt}"
+        + ("; a loader that trusts the suffix's safety could run code." if code else "."),
+        f"{suffix}->{fmt}",
+    )]
+
+
+def _finding(path: str, issue: Issue) -> Finding:
+    """An issue as a report Finding; ids are stable per rule, subject and place."""
+    location = f"{path}!{issue.member}" if issue.member else path
+    place = hashlib.sha1(location.encode(), usedforsecurity=False).hexdigest()[:8]
+    subject = issue.subject[:80] or issue.rule
+    atlas = list(ATLAS) + (["AML.T0011.000"] if issue.rule in _CODE_RULES else [])
+    evidence: dict[str, Any] = {"rule": issue.rule, "subject": issue.subject}
+    if issue.member:
+        evidence["member"] = issue.member
+    if issue.offset is not None:
+        evidence["offset"] = issue.offset
+    return Finding(
+        id=f"supplychain/{issue.rule}/{subject}@{place}",
+        check="supplychain",
+        title=issue.title,
+        severity=issue.severity,
+        description=issue.detail,
+        owasp=list(OWASP),
+        atlas=atlas,
+        evidence=evidence,
+        recommendation=_RECOMMEND.get(issue.rule, _DEFAULT_RECOMMEND),
+        location=location,
+    )
+
+
+def clear_for_loading(path: str | os.PathLike[str], *, trust: bool = False) -> ScanResult:
+    """Scan one model file before it is loaded; raise ``UnsafeArtifactError`` unless clear.
+
+    Clear means: the file was analysed (not skipped, no error) and no finding is LOW or
+    worse. ``trust=True`` is the user's explicit per-file override: the scan still runs
+    and its result is returned for the report, but nothing is raised.
+    """
+    result = scan_path(path)
+    if trust or result.clear:
+        return result
+    blocking = sorted(result.at_or_above(Severity.LOW), key=lambda f: -f.severity.rank)
+    if blocking:
+        worst = blocking[0]
+        reason = f"{worst.severity.value}: {worst.title}"
+    elif result.errors:
+        reason = f"it could not be scanned ({result.errors[0].message})"
+    else:
+        reason = f"it was not analysed ({result.skipped[0].reason})" if result.skipped \
+            else "nothing was scanned"
+    raise UnsafeArtifactError(
+        f"refusing to load {path}: {reason}; run 'bastion artifact scan {path}' for details, "
+        "or pass --trust for this file if you know where it came from"
+    )
