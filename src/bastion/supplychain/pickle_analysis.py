@@ -667,6 +667,12 @@ def _special_import(m: _Machine, args: tuple[Any, ...], offset: int) -> Any:
     return _OPAQUE
 
 
+def _special_resolve_name(m: _Machine, args: tuple[Any, ...], offset: int) -> Any:
+    if args and isinstance(args[0], str):
+        return m.ref(args[0].replace(":", "."), offset, "resolves (via pkgutil.resolve_name)")
+    return _special_import(m, (), offset)
+
+
 def _special_partial(m: _Machine, args: tuple[Any, ...], offset: int) -> Any:
     return _Partial(args[0], args[1:]) if args else _OPAQUE
 
@@ -708,6 +714,7 @@ _SPECIAL: dict[str, _Special] = {
     "builtins.__import__": _special_import,
     "importlib.import_module": _special_import,
     "importlib.__import__": _special_import,
+    "pkgutil.resolve_name": _special_resolve_name,
     "functools.partial": _special_partial,
     "_functools.partial": _special_partial,
     "operator.attrgetter": _special_attrgetter,
