@@ -184,9 +184,8 @@ def scan_savedmodel(data: Any) -> list[Issue]:
 
 # -- Keras -----------------------------------------------------------------------------
 
-_KERAS_MODULES = (
-    "keras.", "keras_core.", "tf_keras.", "tensorflow.keras.", "tensorflow.python.keras",
-)
+_KERAS_ROOTS = frozenset({"keras", "keras_core", "tf_keras", "builtins"})
+_KERAS_TF = ("tensorflow.keras", "tensorflow.python.keras")
 
 
 def scan_keras_config(config: Any) -> list[Issue]:
@@ -209,8 +208,8 @@ def scan_keras_config(config: Any) -> list[Issue]:
                 cls,
             ))
         module = node.get("module")
-        if isinstance(module, str) and module and not module.startswith(_KERAS_MODULES) \
-                and module not in seen and module != "builtins":
+        if isinstance(module, str) and module and module.split(".")[0] not in _KERAS_ROOTS \
+                and not module.startswith(_KERAS_TF) and module not in seen:
             seen.add(module)
             issues.append(Issue(
                 "keras-custom-object", Severity.HIGH, f"Keras config imports {module}",
