@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import pickle
-import sys
 import zipfile
 from pathlib import Path
 
@@ -145,18 +144,22 @@ def test_truncated_pickle_is_a_finding(tmp_path: Path) -> None:
     assert {f.evidence["rule"] for f in scan_path(path).findings} == {"malformed-pickle"}
 
 
-@pytest.mark.skipif(sys.platform == "win32" or os.geteuid() == 0,
-                    reason="needs POSIX permissions and a non-root user")
-def test_unreadable_file_is_an_error(tmp_path: Path) -> None:
+def test_unreadable_file_is_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "locked.pkl"
     path.write_bytes(pickle.dumps([1]))
-    path.chmod(0)
-    try:
-        result = scan_path(tmp_path)
-    finally:
-        path.chmod(0o600)
+    (tmp_path / "fine.pkl").write_bytes(pickle.dumps([2]))
+    real_open = open
+
+    def guarded(file: object, *args: object, **kwargs: object) -> object:
+        if str(file) == str(path):
+            raise PermissionError(13, "Permission denied")
+        return real_open(file, *args, **kwargs)  # type: ignore[call-overload]
+
+    monkeypatch.setattr("bastion.supplychain.scanner.open", guarded, raising=False)
+    result = scan_path(tmp_path)
     assert [e.path for e in result.errors] == [str(path)]
-    assert "cannot read" in result.errors[0].message
+    assert "cannot read: Permission denied" in result.errors[0].message
+    assert [Path(f.path).name for f in result.files] == ["fine.pkl"]
 
 
 def test_symlink_out_of_the_folder_is_high(tmp_path: Path) -> None:

@@ -506,6 +506,8 @@ class _Machine:
                     raise _Malformed(f"unknown opcode 0x{op:02x}", op_at)
         except (IndexError, struct.error):
             raise _Malformed("truncated stream", op_at) from None
+        except UnicodeDecodeError:
+            raise _Malformed("string argument is not valid UTF-8", op_at) from None
 
     # -- semantics -------------------------------------------------------------------
     def setitems(self, target: Any, items: list[Any]) -> None:

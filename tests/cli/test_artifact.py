@@ -1,0 +1,77 @@
+"""`bastion artifact scan` through the real CLI: exit codes, formats, user errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def _bastion(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "COLUMNS": "120"}
+    env.pop("BASTION_DEBUG", None)
+    return subprocess.run(
+        [sys.executable, "-m", "bastion.cli.main", "artifact", "scan", *map(str, args)],
+        capture_output=True, text=True, cwd=cwd, env=env, timeout=120,
+    )
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("artifact")
+    (root / "clean.pkl").write_bytes(pickle.dumps({"w": [1.0, 2.0]}))
+    (root / "evil.pkl").write_bytes(b"\x80\x02cposix\ngetcwd\n)R.")
+    (root / "custom.pkl").write_bytes(b"\x80\x02cmylib.models\nNet\n)\x81.")
+    (root / "notes.txt").write_text("just text\n")
+    return {p.stem: p for p in root.iterdir()}
+
+
+def test_clean_file_exits_0_with_json_on_stdout(files: dict[str, Path]) -> None:
+    run = _bastion(files["clean"], cwd=files["clean"].parent)
+    assert run.returncode == 0, run.stderr
+    report = json.loads(run.stdout)
+    assert report["findings"] == [] and report["metadata"]["checks_run"] == ["supplychain"]
+    assert report["metadata"]["artifacts"][0]["format"] == "pickle"
+
+
+def test_findings_at_fail_on_exit_1(files: dict[str, Path]) -> None:
+    run = _bastion(files["evil"], files["clean"], cwd=files["clean"].parent)
+    assert run.returncode == 1
+    [finding] = json.loads(run.stdout)["findings"]
+    assert finding["severity"] == "critical" and finding["owasp"] == ["ML06"]
+
+
+def test_fail_on_threshold(files: dict[str, Path]) -> None:
+    assert _bastion(files["custom"], cwd=files["custom"].parent).returncode == 1
+    run = _bastion(files["custom"], "--fail-on", "critical", cwd=files["custom"].parent)
+    assert run.returncode == 0
+
+
+def test_nothing_applicable_exits_3(files: dict[str, Path]) -> None:
+    run = _bastion(files["notes"], cwd=files["notes"].parent)
+    assert run.returncode == 3
+    assert "text file" in json.loads(run.stdout)["skipped"][0]["reason"]
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["nope.pkl"], "does not exist"),
+    (["{clean}", "--fail-on", "severe"], "fail_on"),
+    (["{clean}", "--out", "report.xyz"], "--format"),
+])
+def test_user_errors_exit_2(files: dict[str, Path], args: list[str], message: str) -> None:
+    filled = [a.format(**files) for a in args]
+    run = _bastion(*filled, cwd=files["clean"].parent)
+    assert run.returncode == 2 and message in run.stderr and "Traceback" not in run.stderr
+
+
+def test_report_written_to_out(files: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "r.json"
+    run = _bastion(files["evil"], "--out", out, "--hash", "-q", cwd=tmp_path)
+    assert run.returncode == 1 and run.stdout == ""
+    report = json.loads(out.read_text())
+    assert len(report["metadata"]["artifacts"][0]["sha256"]) == 64
