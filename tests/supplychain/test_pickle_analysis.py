@@ -240,7 +240,9 @@ def test_payload_before_a_break_is_still_reported() -> None:
 @pytest.mark.parametrize(
     "data",
     [b"", b"\x80", b"\x80\x04", b"\x80\x09N.", b"X\xff\xff\xff\x7f", b"h\x05.", b"t.", b"0",
-     b"c\nos", b"\x8cabc", b"S'abc\n.", b"I12x\n.", b"R.", b"\x95\x01", b"\x8a\x05\x01."],
+     b"c\nos", b"\x8cabc", b"S'abc\n.", b"I12x\n.", b"R.", b"\x95\x01", b"\x8a\x05\x01.",
+     # found by the atheris target: dict keys that are tuples holding lists
+     b"](](t]\x85(ddt]\x85())))))')))))))))))))))t]3333333333333\x85\x8a"],
 )
 def test_malformed_streams_are_findings_never_crashes(data: bytes) -> None:
     result = analyse_pickle(data) if data else analyse_pickle(b"", start=0)

@@ -47,6 +47,7 @@ _CODE_RULES = frozenset({
     "call-computed", "build-on-global", "extension-code", "nested-pickle-opaque",
     "keras-lambda", "keras-custom-object", "tensorflow-op", "template-injection",
 })
+_READ_WHOLE = 1 << 20  # files up to this size are read, larger ones memory-mapped
 _PICKLE_SUFFIXES = (".pkl", ".pickle", ".pt", ".pth", ".bin", ".joblib", ".ckpt", ".dat")
 _NOT_MODELS = {"text": "text file, not a model format", "tflite": (
     "TFLite flatbuffer: holds no code, not analysed"), "unknown": "unknown binary format"}
@@ -203,11 +204,11 @@ def _scan_file(path: Path, result: ScanResult, limits: Limits, hashes: bool) -> 
 
 @contextmanager
 def _mapped(path: Path) -> Iterator[Any]:
-    """The file's bytes, memory-mapped (never read into memory); b'' when empty."""
+    """The file's bytes: read when small, memory-mapped (never read whole) when large."""
     with open(path, "rb") as fh:
         size = os.fstat(fh.fileno()).st_size
-        if size == 0:
-            yield b""
+        if size <= _READ_WHOLE:
+            yield fh.read()  # one read is cheaper than mapping a small file
             return
         with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
             yield mm
