@@ -75,3 +75,28 @@ def test_report_written_to_out(files: dict[str, Path], tmp_path: Path) -> None:
     assert run.returncode == 1 and run.stdout == ""
     report = json.loads(out.read_text())
     assert len(report["metadata"]["artifacts"][0]["sha256"]) == 64
+
+
+def test_sign_then_verify_through_the_cli(tmp_path: Path) -> None:
+    pytest.importorskip("model_signing")
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    (tmp_path / "key.pem").write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    (tmp_path / "pub.pem").write_bytes(key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    model = tmp_path / "model.bin"
+    model.write_bytes(b"weights")
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "bastion.cli.main", "artifact", *args],
+                              capture_output=True, text=True, cwd=tmp_path, timeout=120)
+
+    assert cli("sign", "model.bin", "--key", "key.pem").returncode == 0
+    assert cli("verify", "model.bin", "--key", "pub.pem").returncode == 0
+    model.write_bytes(b"weightz")
+    failed = cli("verify", "model.bin", "--key", "pub.pem")
+    assert failed.returncode == 1 and "changed: model.bin" in failed.stderr

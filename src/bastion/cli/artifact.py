@@ -1,4 +1,5 @@
-"""``bastion artifact scan``: is a model file safe to load? Scanned without loading it."""
+"""``bastion artifact scan|sign|verify``: is a model file safe to load, and is it the one
+its publisher signed? Files are scanned without loading them."""
 
 from __future__ import annotations
 
@@ -55,6 +56,44 @@ def register(app: typer.Typer) -> None:
                  "hashes": hashes}
         settings = resolve(ArtifactScanSettings, "artifact", flags, config)
         raise typer.Exit(_run(paths, settings))
+
+    @artifact.command("sign")
+    def sign(
+        path: Path = typer.Argument(..., help="File or folder to sign."),
+        key: Path = typer.Option(..., "--key", "-k", help="EC private key (PEM)."),
+        signature: Path | None = typer.Option(
+            None, "--signature", "-s", help="Where to write it (default PATH.sig)."),
+        password: str | None = typer.Option(
+            None, envvar="BASTION_ARTIFACT_KEY_PASSWORD", help="Password of the key."),
+    ) -> None:
+        """Sign a model file or folder (OpenSSF model-signing format, local key)."""
+        from bastion.cli._ui import err_console
+        from bastion.supplychain.signing import sign as sign_path
+
+        out = sign_path(path, private_key=key, signature=signature, password=password)
+        err_console.print(f"Signed {path} -> {out}")
+
+    @artifact.command("verify")
+    def verify(
+        path: Path = typer.Argument(..., help="File or folder to check."),
+        key: Path = typer.Option(..., "--key", "-k", help="EC public key (PEM)."),
+        signature: Path | None = typer.Option(
+            None, "--signature", "-s", help="Signature to check (default PATH.sig)."),
+    ) -> None:
+        """Verify a signature; exit 1 when any file changed, appeared or disappeared."""
+        from rich.markup import escape
+
+        from bastion.cli._ui import err_console
+        from bastion.supplychain.signing import verify as verify_path
+
+        result = verify_path(path, public_key=key, signature=signature)
+        if result.ok:
+            err_console.print(f"[green]Verified[/] {escape(str(path))}")
+            return
+        err_console.print(f"[red]Verification failed[/] for {escape(str(path))}:")
+        for problem in result.problems:
+            err_console.print(f"  {escape(problem)}")
+        raise typer.Exit(1)
 
 
 def _run(paths: list[Path], settings: ArtifactScanSettings) -> int:
