@@ -100,3 +100,16 @@ def test_sign_then_verify_through_the_cli(tmp_path: Path) -> None:
     model.write_bytes(b"weightz")
     failed = cli("verify", "model.bin", "--key", "pub.pem")
     assert failed.returncode == 1 and "changed: model.bin" in failed.stderr
+
+
+def test_bom_through_the_cli(files: dict[str, Path], tmp_path: Path) -> None:
+    pytest.importorskip("cyclonedx")
+    out = tmp_path / "bom.json"
+    run = subprocess.run(
+        [sys.executable, "-m", "bastion.cli.main", "artifact", "bom", str(files["clean"]),
+         "--no-environment", "--out", str(out)],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert run.returncode == 0, run.stderr
+    doc = json.loads(out.read_text())
+    assert [c["name"] for c in doc["components"]] == ["clean.pkl"]

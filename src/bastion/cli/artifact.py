@@ -57,6 +57,23 @@ def register(app: typer.Typer) -> None:
         settings = resolve(ArtifactScanSettings, "artifact", flags, config)
         raise typer.Exit(_run(paths, settings))
 
+    @artifact.command("bom")
+    def bom(
+        paths: list[Path] = typer.Argument(..., help="Model files or folders."),
+        out: Path | None = typer.Option(None, "--out", "-o", help="Write the BOM here."),
+        environment: bool = typer.Option(
+            True, "--environment/--no-environment",
+            help="Also list the Python packages installed here."),
+    ) -> None:
+        """Write a CycloneDX 1.6 ML-BOM: model files (hash, format, verdict), packages."""
+        from bastion.supplychain.bom import build_bom
+
+        text = build_bom(paths, environment=environment)
+        if out is None:
+            sys.stdout.write(text + "\n")
+        else:
+            out.write_text(text + "\n", encoding="utf-8")
+
     @artifact.command("sign")
     def sign(
         path: Path = typer.Argument(..., help="File or folder to sign."),
