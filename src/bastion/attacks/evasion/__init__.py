@@ -1,0 +1,1 @@
+"""Evasion attacks, one module per paper; each registers itself in ``ATTACKS`` on import."""
