@@ -27,7 +27,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     (root / "clean.pkl").write_bytes(pickle.dumps({"w": [1.0, 2.0]}))
     (root / "evil.pkl").write_bytes(b"\x80\x02cposix\ngetcwd\n)R.")
     (root / "custom.pkl").write_bytes(b"\x80\x02cmylib.models\nNet\n)\x81.")
-    (root / "notes.txt").write_text("just text\n")
+    (root / "noise.xyz").write_bytes(bytes(range(256)))
     return {p.stem: p for p in root.iterdir()}
 
 
@@ -53,9 +53,9 @@ def test_fail_on_threshold(files: dict[str, Path]) -> None:
 
 
 def test_nothing_applicable_exits_3(files: dict[str, Path]) -> None:
-    run = _bastion(files["notes"], cwd=files["notes"].parent)
+    run = _bastion(files["noise"], cwd=files["noise"].parent)
     assert run.returncode == 3
-    assert "text file" in json.loads(run.stdout)["skipped"][0]["reason"]
+    assert "unknown binary" in json.loads(run.stdout)["skipped"][0]["reason"]
 
 
 @pytest.mark.parametrize(("args", "message"), [

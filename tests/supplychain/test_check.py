@@ -40,8 +40,8 @@ def test_clean_file_has_no_findings(tmp_path: Path) -> None:
 
 
 def test_unanalysable_file_is_an_error_not_a_pass(tmp_path: Path) -> None:
-    path = tmp_path / "notes.txt"
-    path.write_text("hello")
+    path = tmp_path / "blob.xyz"
+    path.write_bytes(bytes(range(256)))
     with pytest.raises(UnsupportedFormatError, match="not analysed"):
         CHECKS.get("supplychain")().run(Target(model_path=path), ScanContext())
 

@@ -119,16 +119,31 @@ def test_missing_path_is_a_user_error(tmp_path: Path) -> None:
         scan_path(tmp_path / "nope.pt")
 
 
-def test_empty_and_text_files_are_skipped_with_reasons(tmp_path: Path) -> None:
+def test_empty_and_unknown_files_are_skipped_with_reasons(tmp_path: Path) -> None:
     (tmp_path / "empty.pt").write_bytes(b"")
-    (tmp_path / "README.md").write_text("# model\n")
+    (tmp_path / "blob.dat2").write_bytes(bytes(range(256)))
     result = scan_path(tmp_path)
     reasons = {Path(s.path).name: s.reason for s in result.skipped}
-    assert reasons == {"empty.pt": "empty file (0 bytes)",
-                       "README.md": "text file, not a model format"}
+    assert reasons == {"empty.pt": "empty file (0 bytes)", "blob.dat2": "unknown binary format"}
     assert result.files == [] and not result.clear
     with pytest.raises(UnsafeArtifactError, match="not analysed"):
         clear_for_loading(tmp_path / "empty.pt")
+
+
+def test_text_files_are_searched_for_secrets_but_never_cleared(tmp_path: Path) -> None:
+    pytest.importorskip("detect_secrets")
+    token = "ghp_" + "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8"
+    (tmp_path / "config.json").write_text(f'{{"github_token": "{token}"}}\n')
+    (tmp_path / "README.md").write_text("# model card\n")
+    result = scan_path(tmp_path)
+    assert {Path(f.path).name: f.format for f in result.files} == {
+        "config.json": "text", "README.md": "text"}
+    [secret] = result.findings
+    assert secret.evidence["rule"] == "secret" and secret.severity is Severity.HIGH
+    assert token not in secret.description and "ghp_… (40 chars)" in secret.description
+    assert secret.atlas == ["AML.T0055"]
+    with pytest.raises(UnsafeArtifactError, match="text, not a model format"):
+        clear_for_loading(tmp_path / "README.md")
 
 
 def test_truncated_zip_is_a_finding(benign: Path, tmp_path: Path) -> None:

@@ -48,7 +48,7 @@ def build_bom(
     bom = Bom()
     bom.metadata.tools.components.add(
         Component(name="bastion", version=__version__, type=ComponentType.APPLICATION))
-    for scanned in result.files:
+    for scanned in (f for f in result.files if f.format != "text"):  # configs are no models
         worst = _worst(result, scanned.path)
         properties = [
             Property(name="bastion:format", value=scanned.format),

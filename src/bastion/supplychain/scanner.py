@@ -27,6 +27,7 @@ from bastion.supplychain._graphs import scan_keras_h5, scan_onnx, scan_savedmode
 from bastion.supplychain._headers import CannotScan, scan_gguf, scan_npy, scan_safetensors
 from bastion.supplychain._issue import Issue
 from bastion.supplychain.pickle_analysis import analyse_pickle
+from bastion.supplychain.secrets import MAX_TEXT_BYTES, available, find_secrets
 
 __all__ = [
     "ATLAS",
@@ -47,6 +48,7 @@ _CODE_RULES = frozenset({
     "call-computed", "build-on-global", "extension-code", "nested-pickle-opaque",
     "keras-lambda", "keras-custom-object", "tensorflow-op", "template-injection",
 })
+_SECRET_ATLAS = ["AML.T0055"]  # Unsecured Credentials
 _READ_WHOLE = 1 << 20  # files up to this size are read, larger ones memory-mapped
 _PICKLE_SUFFIXES = (".pkl", ".pickle", ".pt", ".pth", ".bin", ".joblib", ".ckpt", ".dat")
 _NOT_MODELS = {"text": "text file, not a model format", "tflite": (
@@ -224,6 +226,8 @@ def _scan_blob(
         raise _Skip("empty file (0 bytes)")
     if fmt in _NOT_MODELS and name.lower().endswith(_PICKLE_SUFFIXES):
         fmt = "pickle"  # a pickle suffix on unknown content: analyse, report what breaks
+    if fmt == "text" and path is not None and len(data) <= MAX_TEXT_BYTES and available():
+        return fmt, issues + find_secrets(path)  # configs, notebooks: searched for secrets
     if fmt in _NOT_MODELS:
         raise _Skip(_NOT_MODELS[fmt])
 
@@ -353,7 +357,10 @@ def _finding(path: str, issue: Issue) -> Finding:
     location = f"{path}!{issue.member}" if issue.member else path
     place = hashlib.sha1(location.encode(), usedforsecurity=False).hexdigest()[:8]
     subject = issue.subject[:80] or issue.rule
-    atlas = list(ATLAS) + (["AML.T0011.000"] if issue.rule in _CODE_RULES else [])
+    if issue.rule == "secret":
+        atlas = list(_SECRET_ATLAS)
+    else:
+        atlas = list(ATLAS) + (["AML.T0011.000"] if issue.rule in _CODE_RULES else [])
     evidence: dict[str, Any] = {"rule": issue.rule, "subject": issue.subject}
     if issue.member:
         evidence["member"] = issue.member
@@ -376,12 +383,13 @@ def _finding(path: str, issue: Issue) -> Finding:
 def clear_for_loading(path: str | os.PathLike[str], *, trust: bool = False) -> ScanResult:
     """Scan one model file before it is loaded; raise ``UnsafeArtifactError`` unless clear.
 
-    Clear means: the file was analysed (not skipped, no error) and no finding is LOW or
-    worse. ``trust=True`` is the user's explicit per-file override: the scan still runs
-    and its result is returned for the report, but nothing is raised.
+    Clear means: the file was analysed as a model format (not skipped, not text, no
+    error) and no finding is LOW or worse. ``trust=True`` is the user's explicit per-file
+    override: the scan still runs and its result is returned for the report, but nothing
+    is raised.
     """
     result = scan_path(path)
-    if trust or result.clear:
+    if trust or (result.clear and all(f.format != "text" for f in result.files)):
         return result
     blocking = sorted(result.at_or_above(Severity.LOW), key=lambda f: -f.severity.rank)
     if blocking:
@@ -389,9 +397,10 @@ def clear_for_loading(path: str | os.PathLike[str], *, trust: bool = False) -> S
         reason = f"{worst.severity.value}: {worst.title}"
     elif result.errors:
         reason = f"it could not be scanned ({result.errors[0].message})"
+    elif result.skipped:
+        reason = f"it was not analysed ({result.skipped[0].reason})"
     else:
-        reason = f"it was not analysed ({result.skipped[0].reason})" if result.skipped \
-            else "nothing was scanned"
+        reason = "it is text, not a model format this scanner can clear"
     raise UnsafeArtifactError(
         f"refusing to load {path}: {reason}; run 'bastion artifact scan {path}' for details, "
         "or pass --trust for this file if you know where it came from"
