@@ -146,6 +146,16 @@ def test_text_files_are_searched_for_secrets_but_never_cleared(tmp_path: Path) -
         clear_for_loading(tmp_path / "README.md")
 
 
+def test_protocol_0_pickle_with_any_name_is_analysed(tmp_path: Path) -> None:
+    """Protocol 0 is printable text; a text-looking file that parses as a pickle is one."""
+    path = tmp_path / "weights.data"
+    path.write_bytes(pickle.dumps(_Getcwd(), protocol=0))
+    result = scan_path(path)
+    assert result.files[0].format == "pickle" and result.worst() is Severity.CRITICAL
+    (tmp_path / "notes.data").write_text("(see the model card)\n")
+    assert scan_path(tmp_path / "notes.data").files[0].format == "text"
+
+
 def test_truncated_zip_is_a_finding(benign: Path, tmp_path: Path) -> None:
     path = tmp_path / "cut.pt"
     path.write_bytes((benign / "state.pt").read_bytes()[:300])

@@ -10,10 +10,10 @@ from __future__ import annotations
 import codecs
 import struct
 
-__all__ = ["CODE_FORMATS", "SUFFIX_FORMATS", "detect"]
+__all__ = ["CODE_FORMATS", "PROTO0_START", "SUFFIX_FORMATS", "detect"]
 
 _LEGACY_TORCH = b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19."
-_PROTO0_START = frozenset(b"(cdl}]NIFSVKJMGTUXL)")
+PROTO0_START = frozenset(b"(cdl}]NIFSVKJMGTUXL)")
 
 # What a suffix promises; used to flag content that is something else.
 SUFFIX_FORMATS: dict[str, frozenset[str]] = {
@@ -77,7 +77,7 @@ def detect(head: bytes, name: str, size: int) -> str:
         return "onnx"
     if lower.endswith(".pb") or lower.endswith(".pbtxt"):
         return "protobuf"
-    if head[0] in _PROTO0_START and _looks_like_proto0(head, lower):
+    if head[0] in PROTO0_START and _looks_like_proto0(head, lower):
         return "pickle"
     if _is_text(head):
         return "text"

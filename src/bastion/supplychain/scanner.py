@@ -22,7 +22,7 @@ from bastion.errors import InputNotFoundError, UnsafeArtifactError
 from bastion.progress import ProgressSink, emit
 from bastion.report.finding import Finding, Severity
 from bastion.supplychain._archives import Limits, decompressed, scan_tar, scan_zip
-from bastion.supplychain._detect import CODE_FORMATS, SUFFIX_FORMATS, detect
+from bastion.supplychain._detect import CODE_FORMATS, PROTO0_START, SUFFIX_FORMATS, detect
 from bastion.supplychain._graphs import scan_keras_h5, scan_onnx, scan_savedmodel
 from bastion.supplychain._headers import CannotScan, scan_gguf, scan_npy, scan_safetensors
 from bastion.supplychain._issue import Issue
@@ -226,6 +226,9 @@ def _scan_blob(
         raise _Skip("empty file (0 bytes)")
     if fmt in _NOT_MODELS and name.lower().endswith(_PICKLE_SUFFIXES):
         fmt = "pickle"  # a pickle suffix on unknown content: analyse, report what breaks
+    elif fmt == "text" and data[0] in PROTO0_START and analyse_pickle(
+            data, max_pickles=1).n_pickles == 1:
+        fmt = "pickle"  # protocol 0 is printable text: a complete pickle is a pickle
     if fmt == "text" and path is not None and len(data) <= MAX_TEXT_BYTES and available():
         return fmt, issues + find_secrets(path)  # configs, notebooks: searched for secrets
     if fmt in _NOT_MODELS:
