@@ -21,7 +21,7 @@ def test_p_schedule_halves_at_the_papers_iterations(it, expected) -> None:
 
 
 def test_p_schedule_rescales_to_the_query_budget() -> None:
-    assert p_schedule(0.8, 2, 1000) == pytest.approx(0.8)
+    assert p_schedule(0.8, 1, 1000) == pytest.approx(0.8)  # 10 of 10,000
     assert p_schedule(0.8, 6, 1000) == pytest.approx(0.2)  # 60 of 10,000
 
 
