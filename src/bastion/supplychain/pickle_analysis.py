@@ -218,6 +218,7 @@ class _Machine:
         data = self.data
         size = self.size
         stack: list[Any] = []
+        push = stack.append  # rebound wherever ``stack`` is
         marks: list[list[Any]] = []
         memo: dict[int, Any] = {}
         ref = self.ref
@@ -249,24 +250,25 @@ class _Machine:
                     if pos > size:
                         raise _Malformed("truncated argument", op_at)
                     value = data[pos - n:pos].decode("utf-8", "surrogatepass")
-                    stack.append(value)
+                    push(value)
                     if data[pos] == 0x94:  # a MEMOIZE right after a push, fused: 1/3 of ops
                         memo[len(memo)] = value
                         pos += 1
                 elif op == 0x4B:  # BININT1
-                    stack.append(data[pos])
+                    push(data[pos])
                     pos += 1
                 elif op == 0x68:  # BINGET
                     idx = data[pos]
                     pos += 1
                     if idx not in memo:
                         raise _Malformed(f"memo key {idx} was never stored", op_at)
-                    stack.append(memo[idx])
+                    push(memo[idx])
                 elif op == 0x4E:  # NONE
-                    stack.append(None)
+                    push(None)
                 elif op == 0x28:  # MARK
                     marks.append(stack)
                     stack = []
+                    push = stack.append
                 elif op == 0x52:  # REDUCE
                     if len(stack) < 2:
                         raise _Malformed("REDUCE on a short stack", op_at)
@@ -281,7 +283,7 @@ class _Machine:
                         raise _Malformed("TUPLE on a short stack", op_at)
                     tup = tuple(stack[-n:])
                     del stack[-n:]
-                    stack.append(tup)
+                    push(tup)
                     if data[pos] == 0x94:
                         memo[len(memo)] = tup
                         pos += 1
@@ -298,45 +300,47 @@ class _Machine:
                         memo[len(memo)] = tup
                         pos += 1
                 elif op == 0x29:  # EMPTY_TUPLE
-                    stack.append(())
+                    push(())
                 elif op == 0x88 or op == 0x89:  # NEWTRUE, NEWFALSE
-                    stack.append(op == 0x88)
+                    push(op == 0x88)
                 elif op == 0x6A:  # LONG_BINGET
                     idx = _U32(data, pos)[0]
                     pos += 4
                     if idx not in memo:
                         raise _Malformed(f"memo key {idx} was never stored", op_at)
-                    stack.append(memo[idx])
+                    push(memo[idx])
                 elif op == 0x58 or op == 0x8D:  # BINUNICODE, BINUNICODE8
                     n = _U32(data, pos)[0] if op == 0x58 else _U64(data, pos)[0]
                     pos += 4 if op == 0x58 else 8
-                    stack.append(_const(data, size, pos, n, True, op_at))
+                    push(_const(data, size, pos, n, True, op_at))
                     pos += n
                     skipped += n
                     limit = min(size, limit + n)
                 elif op == 0x4D:  # BININT2
-                    stack.append(_U16(data, pos)[0])
+                    push(_U16(data, pos)[0])
                     pos += 2
                 elif op == 0x4A:  # BININT
-                    stack.append(_I32(data, pos)[0])
+                    push(_I32(data, pos)[0])
                     pos += 4
                 elif op == 0x74:  # TUPLE
                     if not marks:
                         raise _Malformed("no MARK for a mark-consuming opcode", op_at)
                     items, stack = stack, marks.pop()
-                    stack.append(tuple(items))
+                    push = stack.append
+                    push(tuple(items))
                 elif op == 0x51:  # BINPERSID
                     if not stack:
                         raise _Malformed("BINPERSID on an empty stack", op_at)
                     stack[-1] = _persistent(stack[-1])
                 elif op == 0x7D:  # EMPTY_DICT
-                    stack.append({})
+                    push({})
                 elif op == 0x5D:  # EMPTY_LIST
-                    stack.append([])
+                    push([])
                 elif op == 0x75:  # SETITEMS
                     if not marks:
                         raise _Malformed("no MARK for a mark-consuming opcode", op_at)
                     items, stack = stack, marks.pop()
+                    push = stack.append
                     if not stack or len(items) % 2:
                         raise _Malformed("SETITEMS without a target or with odd items", op_at)
                     self.setitems(stack[-1], items)
@@ -350,6 +354,7 @@ class _Machine:
                     if not marks:
                         raise _Malformed("no MARK for a mark-consuming opcode", op_at)
                     items, stack = stack, marks.pop()
+                    push = stack.append
                     if not stack:
                         raise _Malformed("APPENDS without a target", op_at)
                     target = stack[-1]
@@ -377,18 +382,19 @@ class _Machine:
                     pos += len(name) + 1
                     target = ref(normalise(_text(module), _text(name)), op_at)
                     if op == 0x63:
-                        stack.append(target)
+                        push(target)
                     else:
                         if not marks:
                             raise _Malformed("no MARK for a mark-consuming opcode", op_at)
                         items, stack = stack, marks.pop()
-                        stack.append(call(target, tuple(items), None, op_at))
+                        push = stack.append
+                        push(call(target, tuple(items), None, op_at))
                 elif op == 0x93:  # STACK_GLOBAL
                     if len(stack) < 2:
                         raise _Malformed("STACK_GLOBAL on a short stack", op_at)
                     name_v = stack.pop()
                     module_v = stack.pop()
-                    stack.append(self.stack_global(module_v, name_v, op_at))
+                    push(self.stack_global(module_v, name_v, op_at))
                 elif op == 0x81 or op == 0x92:  # NEWOBJ, NEWOBJ_EX
                     need_n = 2 if op == 0x81 else 3
                     if len(stack) < need_n:
@@ -400,9 +406,10 @@ class _Machine:
                     if not marks:
                         raise _Malformed("no MARK for a mark-consuming opcode", op_at)
                     items, stack = stack, marks.pop()
+                    push = stack.append
                     if not items:
                         raise _Malformed("OBJ without a class", op_at)
-                    stack.append(call(items[0], tuple(items[1:]), None, op_at))
+                    push(call(items[0], tuple(items[1:]), None, op_at))
                 elif op == 0x80:  # PROTO
                     if data[pos] > 5:
                         raise _Malformed(f"unsupported protocol {data[pos]}", op_at)
@@ -419,7 +426,7 @@ class _Machine:
                     n = data[pos]
                     pos += 1
                     value = _const(data, size, pos, n, False, op_at)
-                    stack.append(value if op == 0x43 else _latin1(value))
+                    push(value if op == 0x43 else _latin1(value))
                     pos += n
                 elif op in (0x42, 0x54, 0x8E, 0x96):  # BINBYTES, BINSTRING, BINBYTES8, BYTEARRAY8
                     width = 4 if op in (0x42, 0x54) else 8
@@ -427,12 +434,12 @@ class _Machine:
                     n = _U32(data, pos)[0] if width == 4 else _U64(data, pos)[0]
                     pos += width
                     value = _const(data, size, pos, n, False, op_at)
-                    stack.append(_latin1(value) if op == 0x54 else value)
+                    push(_latin1(value) if op == 0x54 else value)
                     pos += n
                     skipped += n
                     limit = min(size, limit + n)
                 elif op == 0x47:  # BINFLOAT
-                    stack.append(_F64(data, pos)[0])
+                    push(_F64(data, pos)[0])
                     pos += 8
                 elif op == 0x8A or op == 0x8B:  # LONG1, LONG4
                     width = 1 if op == 0x8A else 4
@@ -442,7 +449,7 @@ class _Machine:
                     _need(size, pos, n, op_at)
                     value = int.from_bytes(data[pos:pos + n], "little", signed=True) \
                         if n <= 64 else _OPAQUE
-                    stack.append(value)
+                    push(value)
                     pos += n
                 elif op == 0x30:  # POP
                     if stack:
@@ -451,41 +458,47 @@ class _Machine:
                         if not marks:
                             raise _Malformed("no MARK for a mark-consuming opcode", op_at)
                         items, stack = stack, marks.pop()
+                        push = stack.append
                 elif op == 0x31:  # POP_MARK
                     if not marks:
                         raise _Malformed("no MARK for a mark-consuming opcode", op_at)
                     items, stack = stack, marks.pop()
+                    push = stack.append
                 elif op == 0x32:  # DUP
                     if not stack:
                         raise _Malformed("DUP on an empty stack", op_at)
-                    stack.append(stack[-1])
+                    push(stack[-1])
                 elif op == 0x6C:  # LIST
                     if not marks:
                         raise _Malformed("no MARK for a mark-consuming opcode", op_at)
                     items, stack = stack, marks.pop()
-                    stack.append(items[:_MAX_ITEMS])
+                    push = stack.append
+                    push(items[:_MAX_ITEMS])
                 elif op == 0x64:  # DICT
                     if not marks:
                         raise _Malformed("no MARK for a mark-consuming opcode", op_at)
                     items, stack = stack, marks.pop()
+                    push = stack.append
                     if len(items) % 2:
                         raise _Malformed("DICT with an odd number of items", op_at)
                     built: dict[Any, Any] = {}
                     self.setitems(built, items)
-                    stack.append(built)
+                    push(built)
                 elif op == 0x8F:  # EMPTY_SET
-                    stack.append(_OPAQUE)
+                    push(_OPAQUE)
                 elif op == 0x90:  # ADDITEMS
                     if not marks:
                         raise _Malformed("no MARK for a mark-consuming opcode", op_at)
                     items, stack = stack, marks.pop()
+                    push = stack.append
                     if not stack:
                         raise _Malformed("ADDITEMS without a target", op_at)
                 elif op == 0x91:  # FROZENSET
                     if not marks:
                         raise _Malformed("no MARK for a mark-consuming opcode", op_at)
                     items, stack = stack, marks.pop()
-                    stack.append(_OPAQUE)
+                    push = stack.append
+                    push(_OPAQUE)
                 elif op == 0x70 or op == 0x67:  # PUT, GET (text index)
                     text = _line(data, pos, op_at)
                     pos += len(text) + 1
@@ -498,7 +511,7 @@ class _Machine:
                             raise _Malformed("PUT on an empty stack", op_at)
                         memo[idx] = stack[-1]
                     elif idx in memo:
-                        stack.append(memo[idx])
+                        push(memo[idx])
                     else:
                         raise _Malformed(f"memo key {idx} was never stored", op_at)
                 elif op == 0x72:  # LONG_BINPUT
@@ -510,9 +523,9 @@ class _Machine:
                     text = _line(data, pos, op_at)
                     pos += len(text) + 1
                     if op == 0x50:
-                        stack.append(_Obj("persistent_load"))
+                        push(_Obj("persistent_load"))
                     else:
-                        stack.append(_text_const(op, text, op_at))
+                        push(_text_const(op, text, op_at))
                 elif op in (0x82, 0x83, 0x84):  # EXT1, EXT2, EXT4
                     width = {0x82: 1, 0x83: 2, 0x84: 4}[op]
                     _need(size, pos, width, op_at)
@@ -524,9 +537,9 @@ class _Machine:
                         "copyreg for this code, so the target cannot be known from the file.",
                         f"ext{code}", op_at,
                     )
-                    stack.append(_Ref(f"copyreg.extension[{code}]"))
+                    push(_Ref(f"copyreg.extension[{code}]"))
                 elif op == 0x97:  # NEXT_BUFFER
-                    stack.append(_OPAQUE)
+                    push(_OPAQUE)
                 elif op == 0x98:  # READONLY_BUFFER
                     if not stack:
                         raise _Malformed("READONLY_BUFFER on an empty stack", op_at)

@@ -131,21 +131,22 @@ def scan_path(
     """
     roots = [Path(paths)] if isinstance(paths, str | os.PathLike) else [Path(p) for p in paths]
     for root in roots:
-        if not root.exists() and not root.is_symlink():
+        if not os.path.lexists(root):
             raise InputNotFoundError(f"{root} does not exist: check the path")
     limits = limits or Limits()
     result = ScanResult()
     targets = [item for root in roots for item in _walk(root, result)]
-    for done, path in enumerate(targets, 1):
-        _scan_file(path, result, limits, hashes)
+    for done, (path, regular) in enumerate(targets, 1):
+        _scan_file(path, regular, result, limits, hashes)
         emit(progress, "artifact scan", done, len(targets), message=path.name)
     return result
 
 
-def _walk(root: Path, result: ScanResult) -> Iterator[Path]:
-    """Files under ``root`` in a stable order; symlinks are reported, never followed."""
-    if not root.is_dir():
-        yield root
+def _walk(root: Path, result: ScanResult) -> Iterator[tuple[Path, bool]]:
+    """(file, is it a regular file) under ``root`` in a stable order; symlinks inside a
+    folder are reported, never followed."""
+    if not os.path.isdir(root):
+        yield root, os.path.isfile(root)
         return
     stack = [root]
     base = root.resolve()
@@ -164,7 +165,7 @@ def _walk(root: Path, result: ScanResult) -> Iterator[Path]:
             elif entry.is_dir(follow_symlinks=False):
                 subdirs.append(path)
             else:
-                yield path
+                yield path, entry.is_file(follow_symlinks=False)
         stack.extend(reversed(subdirs))
 
 
@@ -181,9 +182,11 @@ def _symlink(path: Path, base: Path, result: ScanResult) -> None:
     )))
 
 
-def _scan_file(path: Path, result: ScanResult, limits: Limits, hashes: bool) -> None:
+def _scan_file(
+    path: Path, regular: bool, result: ScanResult, limits: Limits, hashes: bool
+) -> None:
     where = str(path)
-    if path.exists() and not path.is_file():
+    if not regular and os.path.exists(path):  # never open a FIFO: it would block
         result.skipped.append(SkippedFile(where, "not a regular file (device, FIFO or socket)"))
         return
     try:
