@@ -15,19 +15,28 @@ from typing import TYPE_CHECKING, Any
 from bastion.models.adapt import as_classifier, require_differentiable
 
 if TYPE_CHECKING:
+    from bastion.models.http import HttpClassifier
+    from bastion.models.load import load_model
+    from bastion.models.onnx import OnnxClassifier
     from bastion.models.sklearn import SklearnClassifier
     from bastion.models.torch import TorchClassifier
 
 __all__ = [
+    "HttpClassifier",
+    "OnnxClassifier",
     "SklearnClassifier",
     "TorchClassifier",
     "as_classifier",
+    "load_model",
     "require_differentiable",
 ]
 
 _LAZY = {
+    "HttpClassifier": "bastion.models.http",
+    "OnnxClassifier": "bastion.models.onnx",
     "SklearnClassifier": "bastion.models.sklearn",
     "TorchClassifier": "bastion.models.torch",
+    "load_model": "bastion.models.load",
 }
 
 

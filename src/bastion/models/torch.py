@@ -11,6 +11,7 @@ gives ``[1 - sigmoid(z), sigmoid(z)]``.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 
 import numpy as np
@@ -27,7 +28,8 @@ class TorchClassifier:
     """A torch module adapted to ``Classifier`` and ``Differentiable``.
 
     The module is put in eval mode and moved to ``device`` (both in place: the adapter
-    wraps the caller's module, it does not copy it). ``n_classes`` is read from one
+    wraps the caller's module, it does not copy it); a ``torch.export`` module keeps the
+    mode it was exported in. ``n_classes`` is read from one
     forward pass when not given. ``predict_proba`` counts every sample as a query;
     ``logits`` is white-box access and does not.
     """
@@ -52,7 +54,9 @@ class TorchClassifier:
         self._bounds = check_bounds(bounds)
         self._batch_size = check_batch_size(batch_size)
         self._device = torch.device(device)
-        self.module = module.eval().to(self._device)
+        with contextlib.suppress(NotImplementedError):  # torch.export fixes the mode at export
+            module.eval()
+        self.module = module.to(self._device)
         self._dtype = _param_dtype(module)
         self._mean = self._channel_stat(mean, "mean", default=0.0)
         self._std = self._channel_stat(std, "std", default=1.0)
