@@ -42,8 +42,12 @@ class MembershipAudit:
     references: ReferenceModels | None
 
     def strongest(self) -> MembershipResult:
-        """The attack with the highest TPR at 0.1 % FPR (AUC breaks ties)."""
-        return max(self.results, key=lambda r: (r.tpr_at_fpr[0.001], r.auc))
+        """The attack with the highest TPR at the lowest FPR the data resolves.
+
+        That is 0.1 % FPR with at least 1,000 non-members, else 1 %; AUC breaks ties.
+        """
+        return max(self.results, key=lambda r: (
+            r.tpr_at_fpr[0.001 if r.n_nonmembers >= 1000 else 0.01], r.auc))
 
 
 def _labelled(data: Dataset, role: str) -> tuple[np.ndarray, np.ndarray]:
