@@ -1,0 +1,94 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bastion.data import load_dataset
+from bastion.errors import (
+    InputNotFoundError,
+    InvalidDataError,
+    UnreadableInputError,
+    UnsupportedFormatError,
+)
+
+
+def test_npz_features_labels_and_kind(tmp_path: Path) -> None:
+    x = np.arange(24, dtype=np.float32).reshape(6, 4)
+    np.savez(tmp_path / "d.npz", X=x, labels=np.array([0, 1, 2, 0, 1, 2]))
+    ds = load_dataset(tmp_path / "d.npz")
+    np.testing.assert_array_equal(ds.x, x)
+    assert ds.y is not None and ds.y.tolist() == [0, 1, 2, 0, 1, 2]
+    assert ds.kind == "tabular" and ds.n_classes == 3
+    np.savez(tmp_path / "img.npz", x=np.zeros((2, 1, 8, 8)), y=np.array([0.0, 1.0]))
+    img = load_dataset(tmp_path / "img.npz")
+    assert img.kind == "image" and img.y is not None and img.y.dtype == np.int64
+
+
+def test_nan_is_kept_for_the_data_quality_check(tmp_path: Path) -> None:
+    x = np.ones((3, 2))
+    x[1, 1] = np.nan
+    np.save(tmp_path / "f.npy", x)
+    assert np.isnan(load_dataset(tmp_path / "f.npy").x).sum() == 1
+
+
+def test_csv_label_column_strings_become_sorted_classes(tmp_path: Path) -> None:
+    (tmp_path / "t.csv").write_text("a,b,target\n1,2,dog\n3,4,cat\n5,6,dog\n")
+    ds = load_dataset(tmp_path / "t.csv")
+    assert ds.class_names == ("cat", "dog")
+    assert ds.y is not None and ds.y.tolist() == [1, 0, 1]
+    assert ds.feature_names == ("a", "b") and ds.x.shape == (3, 2)
+
+
+def test_parquet_with_named_label(tmp_path: Path) -> None:
+    import pandas as pd
+
+    pd.DataFrame({"f1": [0.5, 1.5], "outcome": [1, 0]}).to_parquet(tmp_path / "t.parquet")
+    ds = load_dataset(tmp_path / "t.parquet", label="outcome")
+    assert ds.y is not None and ds.y.tolist() == [1, 0] and ds.feature_names == ("f1",)
+
+
+def test_image_folder(tmp_path: Path) -> None:
+    from PIL import Image
+
+    for cls, value in (("cat", 0), ("dog", 255)):
+        (tmp_path / cls).mkdir()
+        Image.fromarray(np.full((4, 5), value, np.uint8)).save(tmp_path / cls / "a.png")
+    ds = load_dataset(tmp_path)
+    assert ds.x.shape == (2, 1, 4, 5) and ds.kind == "image"
+    assert ds.x.max() == 1.0 and ds.x.min() == 0.0
+    assert ds.class_names == ("cat", "dog") and ds.y is not None and ds.y.tolist() == [0, 1]
+
+
+def _object_npz(p: Path) -> None:
+    np.savez(p, x=np.array([{"a": 1}, None], dtype=object))
+
+
+@pytest.mark.parametrize(
+    ("make", "error", "needle"),
+    [
+        (lambda p: None, InputNotFoundError, "does not exist"),
+        (lambda p: p.write_bytes(b""), InvalidDataError, "empty"),
+        (lambda p: p.write_bytes(bytes(range(256)) * 8), UnsupportedFormatError, "npz, npy"),
+        (_object_npz, InvalidDataError, "object array"),
+        (lambda p: np.savez(p, x=np.zeros((0, 3))), InvalidDataError, "no samples"),
+        (lambda p: np.savez(p, w=np.zeros((2, 3))), InvalidDataError, "name the features"),
+        (lambda p: np.savez(p, x=np.zeros((3, 2)), y=np.array([0, 1])), InvalidDataError,
+         "one integer label per sample"),
+        (lambda p: np.savez(p, x=np.zeros((2, 2)), y=np.array([0, -1])), InvalidDataError,
+         ">= 0"),
+        (lambda p: np.savez(p, x=np.zeros((2, 2)), y=np.array([0.5, 1.0])), InvalidDataError,
+         "integers"),
+        (lambda p: p.write_text("a,b,label\n1,x,0\n2,y,1\n"), InvalidDataError, "not numeric"),
+    ],
+)
+def test_bad_files_raise_one_line_errors(tmp_path: Path, make, error: type, needle: str) -> None:
+    path = tmp_path / "data.npz"
+    make(path)
+    with pytest.raises(error) as info:
+        load_dataset(path)
+    assert needle in str(info.value) and "\n" not in str(info.value)
+
+
+def test_folder_without_class_folders(tmp_path: Path) -> None:
+    with pytest.raises(UnreadableInputError, match="class sub-folders"):
+        load_dataset(tmp_path)
