@@ -263,3 +263,11 @@ def test_detection_never_crashes(tmp_path_factory: pytest.TempPathFactory, data:
     path = tmp_path_factory.mktemp("fuzz") / "blob"
     path.write_bytes(data)
     assert isinstance(detect_format(path), Format)
+
+
+def test_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    for probe in (detect_format, sha256_file):
+        with pytest.raises(UnreadableInputError, match="not a regular file"):
+            probe(fifo)

@@ -165,12 +165,14 @@ def suffix_mismatch(path: str | os.PathLike[str], fmt: Format) -> str | None:
 
 
 def _open(path: Path) -> io.BufferedReader:
+    if path.is_dir():
+        raise UnreadableInputError(f"{path} is a folder; give a file")
+    if path.exists() and not path.is_file():  # a FIFO or device would block or never end
+        raise UnreadableInputError(f"{path} is not a regular file; give a file or a folder")
     try:
         return path.open("rb")
     except FileNotFoundError:
         raise InputNotFoundError(f"{path} does not exist; check the path") from None
-    except IsADirectoryError:
-        raise UnreadableInputError(f"{path} is a folder; give a file") from None
     except OSError as e:
         raise UnreadableInputError(
             f"cannot read {path} ({e.strerror or e}); check its permissions"

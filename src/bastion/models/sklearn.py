@@ -85,6 +85,8 @@ class SklearnClassifier:
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         arr = check_batch(x, self._input_shape).reshape(-1, self._n_features)
+        if not len(arr):  # scikit-learn refuses empty input; an empty batch asks nothing
+            return np.empty((0, self._n_classes), dtype=np.float64)
         self._n_queries += len(arr)
         with warnings.catch_warnings():
             # Fitted on a DataFrame, asked with an array: the columns are in order.
