@@ -1,7 +1,7 @@
 """Run one peer scanner in-process over files; print one JSON line per file.
 
 Runs inside the peer venv (benchmarks/.venv-supplychain), never in bastion's:
-    python peers.py {modelscan|picklescan|fickling} FILE...
+    python peers.py {modelscan|picklescan|fickling} PATH...   (files or folders)
 Each line: {"file", "verdict": flagged|clean|error|skipped, "detail", "seconds"} where
 seconds is CPU time (process_time), steadier than wall time on a shared machine.
 """
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import time
 import zipfile
@@ -17,9 +18,9 @@ from typing import Any
 
 
 def picklescan(path: str) -> tuple[str, str]:
-    from picklescan.scanner import scan_file_path
+    from picklescan.scanner import scan_directory_path, scan_file_path
 
-    r = scan_file_path(path)
+    r = scan_directory_path(path) if os.path.isdir(path) else scan_file_path(path)
     if r.scan_err:
         return "error", "scan_err"
     if r.issues_count or r.infected_files:
@@ -46,6 +47,10 @@ def modelscan(path: str) -> tuple[str, str]:
 def fickling(path: str) -> tuple[str, str]:
     import fickling as fk
 
+    if os.path.isdir(path):  # fickling has no folder scan: its API over every file
+        verdicts = [fickling(os.path.join(path, name)) for name in sorted(os.listdir(path))]
+        flagged = [v for v in verdicts if v[0] == "flagged"]
+        return flagged[0] if flagged else ("clean", f"{len(verdicts)} files")
     if zipfile.is_zipfile(path):
         results = list(fk.scan_zip_archive(path, graceful=True).values())
     else:
