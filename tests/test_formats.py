@@ -35,7 +35,10 @@ Writer = Callable[[Path], None]
 
 
 def _bytes(data: bytes) -> Writer:
-    return lambda p: p.write_bytes(data)
+    def write(p: Path) -> None:
+        p.write_bytes(data)
+
+    return write
 
 
 def _safetensors_bytes(header: dict[str, object], body: bytes = b"") -> bytes:

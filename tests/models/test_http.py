@@ -23,7 +23,8 @@ W = np.array([[1.0, -1.0, 0.0], [0.5, 0.5, -2.0]])
 def _softmax_rows(x: np.ndarray) -> list[list[float]]:
     z = x.reshape(len(x), -1) @ W
     e = np.exp(z - z.max(axis=1, keepdims=True))
-    return (e / e.sum(axis=1, keepdims=True)).tolist()
+    rows: list[list[float]] = (e / e.sum(axis=1, keepdims=True)).tolist()
+    return rows
 
 
 Reply = tuple[int, dict[str, str], bytes]

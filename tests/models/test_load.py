@@ -71,7 +71,8 @@ def helpers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 
 def _tiny(helpers: Any) -> nn.Module:
     torch.manual_seed(0)
-    return helpers.tiny().eval()
+    net: nn.Module = helpers.tiny()
+    return net.eval()
 
 
 def _expected(net: nn.Module, x: np.ndarray = X) -> np.ndarray:

@@ -19,7 +19,7 @@ B = np.array([0.1, 0.0, -0.2], dtype=np.float32)
 
 def _softmax(z: np.ndarray) -> np.ndarray:
     e = np.exp(z - z.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
+    return np.asarray(e / e.sum(axis=1, keepdims=True))
 
 
 def _linear_onnx(

@@ -58,8 +58,9 @@ def test_margin_models_read_as_softmax_of_decision(est: Any, y: np.ndarray) -> N
 
 def test_margin_softmax_is_stable_for_huge_scores() -> None:
     probs = margin_softmax(np.array([[1000.0, 0.0, -1000.0], [5.0, 5.0, 5.0]]))
-    np.testing.assert_allclose(probs, [[1, 0, 0], [1 / 3, 1 / 3, 1 / 3]])
-    np.testing.assert_allclose(margin_softmax(np.array([0.0, 800.0])), [[0.5, 0.5], [0, 1]])
+    np.testing.assert_allclose(probs, np.array([[1, 0, 0], [1 / 3, 1 / 3, 1 / 3]]))
+    np.testing.assert_allclose(margin_softmax(np.array([0.0, 800.0])),
+                               np.array([[0.5, 0.5], [0.0, 1.0]]))
 
 
 def test_flattens_multi_axis_inputs() -> None:
