@@ -5,8 +5,8 @@ from the graph when ``output="auto"``:
 
 * the scores are the first float output of rank 2, or a ZipMap ``seq(map)`` output as
   scikit-learn converters (skl2onnx) write next to an integer ``label`` output;
-* they are probabilities when the node that makes them (looking through Identity,
-  Reshape, Flatten, Cast) is a ``Softmax`` or ``ZipMap``, or the output's name says
+* they are probabilities when the node that makes them (looking through shape-only
+  nodes such as Identity, Reshape, Cast) is a ``Softmax`` or ``ZipMap``, or its name says
   ``prob``; a single ``Sigmoid`` unit is the probability of class 1; anything else is
   read as logits, and softmax gives the probabilities (a single unit ``z``: ``[0, z]``).
 
@@ -56,7 +56,6 @@ class OnnxClassifier:
         output: OutputKind = "auto",
         batch_size: int = 256,
     ) -> None:
-        import onnx
         import onnxruntime as ort
 
         if output not in ("auto", "probabilities", "logits"):
@@ -99,17 +98,8 @@ class OnnxClassifier:
                 "leave n_classes out to use the model's"
             )
         if output == "auto":
-            graph = (onnx.load_model_from_string(model) if isinstance(model, bytes)
-                     else onnx.load_model(str(model), load_external_data=False)).graph
-            producer = "ZipMap" if self._zipmap else _producer(graph, self._output)
-            if producer == "Sigmoid" and self._n_outputs > 1:
-                raise UnsupportedModelError(
-                    f"the ONNX output {self._output!r} is {self._n_outputs} independent "
-                    "sigmoids (multi-label?); pass output='probabilities' or 'logits'"
-                )
-            output = "probabilities" if (
-                producer in ("Softmax", "ZipMap", "Sigmoid") or "prob" in self._output.lower()
-            ) else "logits"
+            output = _auto_kind(model, self._output, zipmap=self._zipmap,
+                                n_outputs=self._n_outputs)
         self._probabilities = output == "probabilities"
         self._n_queries = 0
 
@@ -204,6 +194,27 @@ def _score_output(outputs: Sequence[Any]) -> tuple[str, bool]:
     raise UnsupportedModelError(
         f"no ONNX output holds class scores of shape (n, n_classes) ({names})"
     )
+
+
+def _auto_kind(
+    model: str | os.PathLike[str] | bytes, output: str, *, zipmap: bool, n_outputs: int
+) -> OutputKind:
+    """Probabilities or logits, judged from the node that makes ``output`` and its name."""
+    import onnx
+
+    if zipmap:
+        return "probabilities"
+    proto = (onnx.load_model_from_string(model) if isinstance(model, bytes)
+             else onnx.load_model(str(model), load_external_data=False))
+    producer = _producer(proto.graph, output)
+    if producer == "Sigmoid" and n_outputs > 1:
+        raise UnsupportedModelError(
+            f"the ONNX output {output!r} is {n_outputs} independent sigmoids (multi-label?);"
+            " pass output='probabilities' or 'logits'"
+        )
+    if producer in ("Softmax", "Sigmoid") or "prob" in output.lower():
+        return "probabilities"
+    return "logits"
 
 
 def _producer(graph: Any, output: str) -> str:
