@@ -142,6 +142,9 @@ CASES: list[tuple[str, Writer, Format]] = [
                                                         "data_offsets": [0, 4]}}, b"\0" * 4)),
      Format.SAFETENSORS),
     ("short.safetensors", _bytes(struct.pack("<Q", 10_000) + b"{}"), Format.UNKNOWN),
+    # A header of 896 bytes: its length starts 80 03, like a protocol-3 pickle.
+    ("pickle-like.safetensors", _bytes(struct.pack("<Q", 896) + b"{}".ljust(896)),
+     Format.SAFETENSORS),
     ("m.onnx", _onnx, Format.ONNX),
     ("no-graph.onnx", _bytes(_ONNX_LIKE_BUT_NOT), Format.UNKNOWN),
     ("m.skops", _skops, Format.SKOPS),

@@ -210,10 +210,11 @@ def _by_magic(f: io.BufferedReader, head: bytes, size: int) -> Format | None:
         return Format.PARQUET
     if head.startswith(_TORCH_LEGACY_MAGIC):
         return Format.TORCH_LEGACY
-    if len(head) > 1 and head[0] == 0x80 and 2 <= head[1] <= 5:
-        return Format.JOBLIB if b"joblib.numpy_pickle" in head else Format.PICKLE
+    # Before pickle: a header length such as 896 (0x0380) starts with the bytes 80 03.
     if _is_safetensors(head, size):
         return Format.SAFETENSORS
+    if _starts_like_pickle(head):
+        return Format.JOBLIB if b"joblib.numpy_pickle" in head else Format.PICKLE
     if len(head) > 262 and head[257:262] == b"ustar":
         return Format.TAR
     return _compressed_kind(head)
