@@ -18,6 +18,7 @@ from sklearn.datasets import make_classification
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import (
     LogisticRegression,
+    LogisticRegressionCV,
     Perceptron,
     RidgeClassifier,
     SGDClassifier,
@@ -53,6 +54,7 @@ def _fit(est: Any, n_classes: int) -> Any:
 
 LINEAR: list[tuple[str, Any]] = [
     ("logreg", LogisticRegression(max_iter=500)),
+    ("logreg-cv", LogisticRegressionCV(Cs=3, cv=3, max_iter=500)),
     ("sgd-log", SGDClassifier(loss="log_loss", random_state=0)),
     ("sgd-hinge", SGDClassifier(loss="hinge", random_state=0)),
     ("linear-svc", LinearSVC(random_state=0)),

@@ -16,8 +16,8 @@ Batches of at most ``batch_size`` inputs go in one request. Connection failures,
 timeouts, 429 and 5xx answers are retried ``retries`` times with exponential backoff
 (a numeric ``Retry-After`` is honoured, capped at ``max_backoff_s``); any other 4xx, a
 redirect, or a body that breaks the format above raises ``RemoteModelError`` at once.
-Every input in an answered request counts as one query. Inputs are never logged or put
-in error messages, nor is the token.
+Every input in a request answered with valid probabilities counts as one query. Inputs are
+never logged or put in error messages, nor is the token.
 """
 
 from __future__ import annotations
