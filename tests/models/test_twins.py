@@ -54,7 +54,8 @@ def _fit(est: Any, n_classes: int) -> Any:
 
 LINEAR: list[tuple[str, Any]] = [
     ("logreg", LogisticRegression(max_iter=500)),
-    ("logreg-cv", LogisticRegressionCV(Cs=3, cv=3, max_iter=500)),
+    ("logreg-cv", LogisticRegressionCV(Cs=3, cv=3, max_iter=500, l1_ratios=(0.0,),
+                                       scoring="neg_log_loss", use_legacy_attributes=False)),
     ("sgd-log", SGDClassifier(loss="log_loss", random_state=0)),
     ("sgd-hinge", SGDClassifier(loss="hinge", random_state=0)),
     ("linear-svc", LinearSVC(random_state=0)),
