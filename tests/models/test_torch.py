@@ -148,3 +148,24 @@ def test_rows_are_distributions_and_batching_is_invisible(n: int, batch: int, se
     assert a.shape == (n, 3) and np.all(a >= 0)
     np.testing.assert_allclose(a.sum(axis=1), 1.0, atol=1e-12)
     np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+def test_parameters_keep_their_requires_grad() -> None:
+    module = _cnn()
+    frozen = next(module.parameters())
+    frozen.requires_grad_(False)
+    model = TorchClassifier(module, input_shape=(3, 4, 4))
+    model.predict_proba(np.zeros((1, 3, 4, 4)))
+    model.logits(torch.zeros(1, 3, 4, 4, requires_grad=True)).sum().item()
+    assert [p.requires_grad for p in module.parameters()] == [False, True, True, True]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_runs_on_cuda_with_normalisation_on_device() -> None:
+    model = TorchClassifier(_cnn(), input_shape=(3, 4, 4), mean=(0.1, 0.2, 0.3),
+                            std=(0.5, 0.5, 0.5), device="cuda")
+    x = np.random.default_rng(0).random((3, 3, 4, 4)).astype(np.float32)
+    cpu = TorchClassifier(_cnn(), input_shape=(3, 4, 4), mean=(0.1, 0.2, 0.3),
+                          std=(0.5, 0.5, 0.5))
+    assert model.logits(torch.from_numpy(x).cuda()).device.type == "cuda"
+    np.testing.assert_allclose(model.predict_proba(x), cpu.predict_proba(x), atol=1e-5)
