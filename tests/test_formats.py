@@ -160,6 +160,7 @@ CASES: list[tuple[str, Writer, Format]] = [
     ("a.tar", _tar, Format.TAR),
     ("a.csv", _bytes(b"x1,x2,label\n0.1,0.2,0\n0.3,0.4,1\n"), Format.CSV),
     ("semi.data", _bytes(b"a;b\n1;2\n"), Format.CSV),
+    ("quoted.data", _bytes(b'name,note\n"Smith, J","a, b, c"\nLee,x\n'), Format.CSV),
     ("ragged.data", _bytes(b"a,b\n1\n2,3,4\n"), Format.TEXT),
     ("one-column.csv", _bytes(b"label\n0\n1\n"), Format.CSV),
     ("notes.md", _bytes("# héllo\nplain words\n".encode()), Format.TEXT),

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import bz2
 import codecs
+import csv
 import hashlib
 import io
 import lzma
@@ -380,7 +381,7 @@ def _is_text(head: bytes) -> bool:
 
 
 def _looks_like_csv(head: bytes, size: int, suffix: str) -> bool:
-    """At least two columns, the same count on every complete line of the head."""
+    """At least two columns (quotes respected), the same on every complete line of the head."""
     lines = head.decode("utf-8", errors="replace").splitlines()
     if len(head) < size and len(lines) > 1:
         lines = lines[:-1]  # the last line of a truncated head may be cut short
@@ -388,7 +389,10 @@ def _looks_like_csv(head: bytes, size: int, suffix: str) -> bool:
     if not lines:
         return False
     for delim in _CSV_DELIMITERS:
-        counts = {ln.count(delim) for ln in lines}
-        if len(counts) == 1 and counts.pop() >= 1:
+        try:
+            widths = {len(row) for row in csv.reader(lines, delimiter=delim)}
+        except csv.Error:
+            continue
+        if len(widths) == 1 and widths.pop() >= 2:
             return True
     return suffix in (".csv", ".tsv")
