@@ -278,3 +278,18 @@ def test_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
     for probe in (detect_format, sha256_file):
         with pytest.raises(UnreadableInputError, match="not a regular file"):
             probe(fifo)
+
+
+_MAGICS = [b"PK\x03\x04", b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00", b"\x5d\x00\x00", b"\x78\x9c",
+           b"\x80\x04", b"(", b"\x08", b"PAR1", b"\x89HDF\r\n\x1a\n", b"\x93NUMPY", b"GGUF"]
+
+
+@settings(max_examples=80, deadline=None)
+@given(magic=st.sampled_from(_MAGICS), tail=st.binary(max_size=400),
+       suffix=st.sampled_from(["", ".pkl", ".csv", ".onnx", ".joblib"]))
+def test_truncated_or_corrupt_headers_never_crash(
+    tmp_path_factory: pytest.TempPathFactory, magic: bytes, tail: bytes, suffix: str
+) -> None:
+    path = tmp_path_factory.mktemp("magic") / f"blob{suffix}"
+    path.write_bytes(magic + tail)
+    assert isinstance(detect_format(path), Format)
