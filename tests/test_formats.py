@@ -190,6 +190,7 @@ def test_suffix_never_decides_a_magic_format(
         assert detect_format(renamed) is expected
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")
 def test_torch_formats(tmp_path: Path) -> None:
     torch = pytest.importorskip("torch")
     model = torch.nn.Sequential(torch.nn.Linear(4, 3))

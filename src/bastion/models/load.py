@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -108,7 +109,9 @@ def load_model(
             import torch
 
             jit_load: Callable[..., Any] = torch.jit.load  # untyped in torch's stubs
-            module = _read(path, lambda: jit_load(str(path), map_location=device))
+            with warnings.catch_warnings():  # the user handed us TorchScript; no nagging
+                warnings.filterwarnings("ignore", "`torch.jit.load` is deprecated")
+                module = _read(path, lambda: jit_load(str(path), map_location=device))
             return _torch(module, **torch_kw)
         case Format.TORCH_EXPORT:
             _clear(path, trust)
