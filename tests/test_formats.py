@@ -221,16 +221,20 @@ def test_missing_and_unreadable(tmp_path: Path) -> None:
         sha256_file(tmp_path / "nope.onnx")
     with pytest.raises(UnreadableInputError, match="folder"):
         sha256_file(tmp_path)
+
+
+def test_permission_denied_is_unreadable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     locked = tmp_path / "locked.bin"
     locked.write_bytes(b"x")
-    locked.chmod(0)
-    try:
-        if os.access(locked, os.R_OK):
-            pytest.skip("running as root: permissions are not enforced")
-        with pytest.raises(UnreadableInputError, match="permissions"):
-            detect_format(locked)
-    finally:
-        locked.chmod(0o600)
+
+    def denied(self: Path, *args: object, **kw: object) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    # chmod 0 does not stop root, which these tests may run as; deny at the open call.
+    monkeypatch.setattr(Path, "open", denied)
+    for probe in (detect_format, sha256_file):
+        with pytest.raises(UnreadableInputError, match=r"Permission denied.*permissions"):
+            probe(locked)
 
 
 @pytest.mark.parametrize(
