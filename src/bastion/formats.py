@@ -81,7 +81,9 @@ class Format(StrEnum):
     UNKNOWN = "unknown"
 
 
-# Formats whose loading runs the pickle machinery: never opened before the scanner clears them.
+# Files that are a pickle stream themselves (joblib's possibly compressed). The zip-based
+# torch formats hold pickles inside too; bastion opens those only with torch's weights-only
+# unpickler or after the artifact scanner has cleared them.
 PICKLE_FORMATS = frozenset({Format.PICKLE, Format.TORCH_LEGACY, Format.JOBLIB})
 
 # What a suffix promises. A file whose content is none of these is reported as a mismatch.
