@@ -229,8 +229,9 @@ class _Machine:
         op_at = pos
 
         # Each opcode is at least one byte, so walking at most ``ops_left`` bytes (large
-        # constants excluded) bounds the work. Branches are ordered by how often they occur
-        # in real model pickles.
+        # constants excluded) bounds the work. Branches are ordered by how often opcodes
+        # occur in scikit-learn and torch pickles: a late branch costs every comparison
+        # before it.
         try:
             while True:
                 if pos >= limit:
@@ -240,18 +241,33 @@ class _Machine:
                 op_at = pos
                 op = data[pos]
                 pos += 1
-                if op == 0x94:  # MEMOIZE
-                    if not stack:
-                        raise _Malformed("MEMOIZE on an empty stack", op_at)
-                    memo[len(memo)] = stack[-1]
-                elif op == 0x8C:  # SHORT_BINUNICODE
+                if op == 0x8C:  # SHORT_BINUNICODE
                     n = data[pos]
                     pos += n + 1
                     if pos > size:
                         raise _Malformed("truncated argument", op_at)
                     value = data[pos - n:pos].decode("utf-8", "surrogatepass")
                     push(value)
-                    if data[pos] == 0x94:  # a MEMOIZE right after a push, fused: 1/3 of ops
+                    nxt = data[pos]
+                    if nxt == 0x94:  # a MEMOIZE right after a push, fused: 1/3 of all ops
+                        memo[len(memo)] = value
+                        pos += 1
+                    elif nxt == 0x71:  # BINPUT (protocols 1-3), fused alike
+                        memo[data[pos + 1]] = value
+                        pos += 2
+                elif op == 0x58 or op == 0x8D:  # BINUNICODE, BINUNICODE8 (torch: protocol 2)
+                    n = _U32(data, pos)[0] if op == 0x58 else _U64(data, pos)[0]
+                    pos += 4 if op == 0x58 else 8
+                    value = _const(data, size, pos, n, True, op_at)
+                    push(value)
+                    pos += n
+                    skipped += n
+                    limit = min(size, limit + n)
+                    nxt = data[pos]
+                    if nxt == 0x71:
+                        memo[data[pos + 1]] = value
+                        pos += 2
+                    elif nxt == 0x94:
                         memo[len(memo)] = value
                         pos += 1
                 elif op == 0x4B:  # BININT1
@@ -263,20 +279,29 @@ class _Machine:
                     if idx not in memo:
                         raise _Malformed(f"memo key {idx} was never stored", op_at)
                     push(memo[idx])
+                elif op == 0x94:  # MEMOIZE
+                    if not stack:
+                        raise _Malformed("MEMOIZE on an empty stack", op_at)
+                    memo[len(memo)] = stack[-1]
+                elif op == 0x71:  # BINPUT
+                    if not stack:
+                        raise _Malformed("PUT on an empty stack", op_at)
+                    memo[data[pos]] = stack[-1]
+                    pos += 1
                 elif op == 0x4E:  # NONE
                     push(None)
                 elif op == 0x28:  # MARK
                     marks.append(stack)
                     stack = []
                     push = stack.append
-                elif op == 0x52:  # REDUCE
+                elif op == 0x62:  # BUILD
                     if len(stack) < 2:
-                        raise _Malformed("REDUCE on a short stack", op_at)
-                    args = stack.pop()
-                    stack[-1] = value = call(stack[-1], args, None, op_at)
-                    if data[pos] == 0x94:
-                        memo[len(memo)] = value
-                        pos += 1
+                        raise _Malformed("BUILD on a short stack", op_at)
+                    state = stack.pop()
+                    after = self.build(stack[-1], state, op_at, pos)
+                    skipped += after - pos  # joblib array bytes: stepped over
+                    limit = min(size, limit + after - pos)
+                    pos = after
                 elif op == 0x87 or op == 0x86:  # TUPLE3, TUPLE2
                     n = op - 0x84
                     if len(stack) < n:
@@ -284,58 +309,68 @@ class _Machine:
                     tup = tuple(stack[-n:])
                     del stack[-n:]
                     push(tup)
-                    if data[pos] == 0x94:
+                    nxt = data[pos]
+                    if nxt == 0x94:
                         memo[len(memo)] = tup
                         pos += 1
-                elif op == 0x71:  # BINPUT
-                    if not stack:
-                        raise _Malformed("PUT on an empty stack", op_at)
-                    memo[data[pos]] = stack[-1]
-                    pos += 1
-                elif op == 0x85:  # TUPLE1
-                    if not stack:
-                        raise _Malformed("TUPLE1 on an empty stack", op_at)
-                    stack[-1] = tup = (stack[-1],)
-                    if data[pos] == 0x94:
-                        memo[len(memo)] = tup
+                    elif nxt == 0x71:  # BINPUT (protocols 1-3), fused alike
+                        memo[data[pos + 1]] = tup
+                        pos += 2
+                elif op == 0x52:  # REDUCE
+                    if len(stack) < 2:
+                        raise _Malformed("REDUCE on a short stack", op_at)
+                    args = stack.pop()
+                    stack[-1] = value = call(stack[-1], args, None, op_at)
+                    nxt = data[pos]
+                    if nxt == 0x94:
+                        memo[len(memo)] = value
                         pos += 1
-                elif op == 0x29:  # EMPTY_TUPLE
-                    push(())
+                    elif nxt == 0x71:  # BINPUT (protocols 1-3), fused alike
+                        memo[data[pos + 1]] = value
+                        pos += 2
                 elif op == 0x88 or op == 0x89:  # NEWTRUE, NEWFALSE
                     push(op == 0x88)
-                elif op == 0x6A:  # LONG_BINGET
-                    idx = _U32(data, pos)[0]
-                    pos += 4
-                    if idx not in memo:
-                        raise _Malformed(f"memo key {idx} was never stored", op_at)
-                    push(memo[idx])
-                elif op == 0x58 or op == 0x8D:  # BINUNICODE, BINUNICODE8
-                    n = _U32(data, pos)[0] if op == 0x58 else _U64(data, pos)[0]
-                    pos += 4 if op == 0x58 else 8
-                    push(_const(data, size, pos, n, True, op_at))
-                    pos += n
-                    skipped += n
-                    limit = min(size, limit + n)
-                elif op == 0x4D:  # BININT2
-                    push(_U16(data, pos)[0])
-                    pos += 2
-                elif op == 0x4A:  # BININT
-                    push(_I32(data, pos)[0])
-                    pos += 4
                 elif op == 0x74:  # TUPLE
                     if not marks:
                         raise _Malformed("no MARK for a mark-consuming opcode", op_at)
                     items, stack = stack, marks.pop()
                     push = stack.append
                     push(tuple(items))
+                elif op == 0x85:  # TUPLE1
+                    if not stack:
+                        raise _Malformed("TUPLE1 on an empty stack", op_at)
+                    stack[-1] = tup = (stack[-1],)
+                    nxt = data[pos]
+                    if nxt == 0x94:
+                        memo[len(memo)] = tup
+                        pos += 1
+                    elif nxt == 0x71:  # BINPUT (protocols 1-3), fused alike
+                        memo[data[pos + 1]] = tup
+                        pos += 2
+                elif op == 0x4A:  # BININT
+                    push(_I32(data, pos)[0])
+                    pos += 4
                 elif op == 0x51:  # BINPERSID
                     if not stack:
                         raise _Malformed("BINPERSID on an empty stack", op_at)
                     stack[-1] = _persistent(stack[-1])
+                elif op == 0x43 or op == 0x55:  # SHORT_BINBYTES, SHORT_BINSTRING
+                    n = data[pos]
+                    pos += 1
+                    value = _const(data, size, pos, n, False, op_at)
+                    push(value if op == 0x43 else _latin1(value))
+                    pos += n
+                elif op == 0x93:  # STACK_GLOBAL
+                    if len(stack) < 2:
+                        raise _Malformed("STACK_GLOBAL on a short stack", op_at)
+                    name_v = stack.pop()
+                    module_v = stack.pop()
+                    push(self.stack_global(module_v, name_v, op_at))
+                elif op == 0x47:  # BINFLOAT
+                    push(_F64(data, pos)[0])
+                    pos += 8
                 elif op == 0x7D:  # EMPTY_DICT
                     push({})
-                elif op == 0x5D:  # EMPTY_LIST
-                    push([])
                 elif op == 0x75:  # SETITEMS
                     if not marks:
                         raise _Malformed("no MARK for a mark-consuming opcode", op_at)
@@ -344,12 +379,10 @@ class _Machine:
                     if not stack or len(items) % 2:
                         raise _Malformed("SETITEMS without a target or with odd items", op_at)
                     self.setitems(stack[-1], items)
-                elif op == 0x73:  # SETITEM
-                    if len(stack) < 3:
-                        raise _Malformed("SETITEM on a short stack", op_at)
-                    value = stack.pop()
-                    key = stack.pop()
-                    self.setitems(stack[-1], [key, value])
+                elif op == 0x29:  # EMPTY_TUPLE
+                    push(())
+                elif op == 0x5D:  # EMPTY_LIST
+                    push([])
                 elif op == 0x65:  # APPENDS
                     if not marks:
                         raise _Malformed("no MARK for a mark-consuming opcode", op_at)
@@ -360,21 +393,27 @@ class _Machine:
                     target = stack[-1]
                     if type(target) is list and len(target) < _MAX_ITEMS:
                         target.extend(items[: _MAX_ITEMS - len(target)])
-                elif op == 0x61:  # APPEND
-                    if len(stack) < 2:
-                        raise _Malformed("APPEND on a short stack", op_at)
-                    value = stack.pop()
-                    target = stack[-1]
-                    if type(target) is list and len(target) < _MAX_ITEMS:
-                        target.append(value)
-                elif op == 0x62:  # BUILD
-                    if len(stack) < 2:
-                        raise _Malformed("BUILD on a short stack", op_at)
-                    state = stack.pop()
-                    after = self.build(stack[-1], state, op_at, pos)
-                    skipped += after - pos  # joblib array bytes: stepped over
-                    limit = min(size, limit + after - pos)
-                    pos = after
+                elif op == 0x6A:  # LONG_BINGET
+                    idx = _U32(data, pos)[0]
+                    pos += 4
+                    if idx not in memo:
+                        raise _Malformed(f"memo key {idx} was never stored", op_at)
+                    push(memo[idx])
+                elif op == 0x72:  # LONG_BINPUT
+                    if not stack:
+                        raise _Malformed("PUT on an empty stack", op_at)
+                    memo[_U32(data, pos)[0]] = stack[-1]
+                    pos += 4
+                elif op == 0x4D:  # BININT2
+                    push(_U16(data, pos)[0])
+                    pos += 2
+                elif op == 0x81 or op == 0x92:  # NEWOBJ, NEWOBJ_EX
+                    need_n = 2 if op == 0x81 else 3
+                    if len(stack) < need_n:
+                        raise _Malformed("NEWOBJ on a short stack", op_at)
+                    kwargs = stack.pop() if op == 0x92 else None
+                    args = stack.pop()
+                    stack[-1] = call(stack[-1], args, kwargs, op_at)
                 elif op == 0x63 or op == 0x69:  # GLOBAL, INST
                     module = _line(data, pos, op_at)
                     pos += len(module) + 1
@@ -389,27 +428,6 @@ class _Machine:
                         items, stack = stack, marks.pop()
                         push = stack.append
                         push(call(target, tuple(items), None, op_at))
-                elif op == 0x93:  # STACK_GLOBAL
-                    if len(stack) < 2:
-                        raise _Malformed("STACK_GLOBAL on a short stack", op_at)
-                    name_v = stack.pop()
-                    module_v = stack.pop()
-                    push(self.stack_global(module_v, name_v, op_at))
-                elif op == 0x81 or op == 0x92:  # NEWOBJ, NEWOBJ_EX
-                    need_n = 2 if op == 0x81 else 3
-                    if len(stack) < need_n:
-                        raise _Malformed("NEWOBJ on a short stack", op_at)
-                    kwargs = stack.pop() if op == 0x92 else None
-                    args = stack.pop()
-                    stack[-1] = call(stack[-1], args, kwargs, op_at)
-                elif op == 0x6F:  # OBJ
-                    if not marks:
-                        raise _Malformed("no MARK for a mark-consuming opcode", op_at)
-                    items, stack = stack, marks.pop()
-                    push = stack.append
-                    if not items:
-                        raise _Malformed("OBJ without a class", op_at)
-                    push(call(items[0], tuple(items[1:]), None, op_at))
                 elif op == 0x80:  # PROTO
                     if data[pos] > 5:
                         raise _Malformed(f"unsupported protocol {data[pos]}", op_at)
@@ -422,12 +440,19 @@ class _Machine:
                         raise _Malformed("STOP on an empty stack", op_at)
                     self.ops_left -= pos - start - skipped
                     return pos
-                elif op == 0x43 or op == 0x55:  # SHORT_BINBYTES, SHORT_BINSTRING
-                    n = data[pos]
-                    pos += 1
-                    value = _const(data, size, pos, n, False, op_at)
-                    push(value if op == 0x43 else _latin1(value))
-                    pos += n
+                elif op == 0x73:  # SETITEM
+                    if len(stack) < 3:
+                        raise _Malformed("SETITEM on a short stack", op_at)
+                    value = stack.pop()
+                    key = stack.pop()
+                    self.setitems(stack[-1], [key, value])
+                elif op == 0x61:  # APPEND
+                    if len(stack) < 2:
+                        raise _Malformed("APPEND on a short stack", op_at)
+                    value = stack.pop()
+                    target = stack[-1]
+                    if type(target) is list and len(target) < _MAX_ITEMS:
+                        target.append(value)
                 elif op in (0x42, 0x54, 0x8E, 0x96):  # BINBYTES, BINSTRING, BINBYTES8, BYTEARRAY8
                     width = 4 if op in (0x42, 0x54) else 8
                     _need(size, pos, width, op_at)
@@ -438,9 +463,6 @@ class _Machine:
                     pos += n
                     skipped += n
                     limit = min(size, limit + n)
-                elif op == 0x47:  # BINFLOAT
-                    push(_F64(data, pos)[0])
-                    pos += 8
                 elif op == 0x8A or op == 0x8B:  # LONG1, LONG4
                     width = 1 if op == 0x8A else 4
                     _need(size, pos, width, op_at)
@@ -451,6 +473,14 @@ class _Machine:
                         if n <= 64 else _OPAQUE
                     push(value)
                     pos += n
+                elif op == 0x6F:  # OBJ
+                    if not marks:
+                        raise _Malformed("no MARK for a mark-consuming opcode", op_at)
+                    items, stack = stack, marks.pop()
+                    push = stack.append
+                    if not items:
+                        raise _Malformed("OBJ without a class", op_at)
+                    push(call(items[0], tuple(items[1:]), None, op_at))
                 elif op == 0x30:  # POP
                     if stack:
                         stack.pop()
@@ -514,11 +544,6 @@ class _Machine:
                         push(memo[idx])
                     else:
                         raise _Malformed(f"memo key {idx} was never stored", op_at)
-                elif op == 0x72:  # LONG_BINPUT
-                    if not stack:
-                        raise _Malformed("PUT on an empty stack", op_at)
-                    memo[_U32(data, pos)[0]] = stack[-1]
-                    pos += 4
                 elif op in _TEXT_OPS:  # INT, LONG, FLOAT, STRING, UNICODE, PERSID
                     text = _line(data, pos, op_at)
                     pos += len(text) + 1
