@@ -168,7 +168,7 @@ def test_shape_errors_cost_no_queries(tmp_path: Path) -> None:
 
 def test_not_an_onnx_model(tmp_path: Path) -> None:
     (tmp_path / "bad.onnx").write_bytes(b"\x08\x07garbage")
-    with pytest.raises(UnsupportedModelError, match="onnxruntime cannot run"):
+    with pytest.raises(UnsupportedModelError, match="onnxruntime cannot load"):
         OnnxClassifier(tmp_path / "bad.onnx")
 
 
@@ -187,3 +187,23 @@ def test_torch_exported_model_matches_torch(tmp_path: Path) -> None:
     expected = torch.softmax(net(torch.from_numpy(x)), 1).detach().numpy()
     assert model.input_shape == (1, 4, 4) and not model.outputs_probabilities
     np.testing.assert_allclose(model.predict_proba(x), expected, atol=1e-5)
+
+
+def test_external_data_outside_the_model_folder_is_refused(tmp_path: Path) -> None:
+    """Weights that point at ``../secret`` must never be read into the model."""
+    (tmp_path / "secret.bin").write_bytes(b"A" * 24)
+    (tmp_path / "sub").mkdir()
+    weight = TensorProto(name="W", data_type=TensorProto.FLOAT, dims=[2, 3],
+                         data_location=TensorProto.EXTERNAL)
+    for key, value in {"location": "../secret.bin", "offset": "0", "length": "24"}.items():
+        entry = weight.external_data.add()
+        entry.key, entry.value = key, value
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 2])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 3])
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "W"], ["y"])], "g", [x], [y],
+                              initializer=[weight])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    (tmp_path / "sub" / "m.onnx").write_bytes(model.SerializeToString())
+    with pytest.raises(UnsupportedModelError, match="escapes model directory"):
+        OnnxClassifier(tmp_path / "sub" / "m.onnx")

@@ -65,8 +65,8 @@ class OnnxClassifier:
             self._session = ort.InferenceSession(source, providers=["CPUExecutionProvider"])
         except _ort_errors() as e:
             raise UnsupportedModelError(
-                f"onnxruntime cannot run this model ({_first_line(e)}); "
-                "re-export it with standard operators"
+                f"onnxruntime cannot load this model ({_first_line(e)}); check it with "
+                "'bastion artifact scan' or re-export it with standard operators"
             ) from None
         inputs = self._session.get_inputs()
         if len(inputs) != 1:
