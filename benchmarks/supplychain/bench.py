@@ -421,7 +421,7 @@ def main() -> None:
                   "| workload | " + " | ".join(next(iter(speed.values()))) + " |",
                   "|---|" + "---|" * len(next(iter(speed.values())))]
         for label, row in speed.items():
-            parts.append(f"| {label} | " + " | ".join(f"{v:.3f}" for v in row.values()) + " |")
+            parts.append(f"| {label} | " + " | ".join(f"{v:.4f}" for v in row.values()) + " |")
     text = "\n".join(parts) + "\n"
     (work / "table.md").write_text(text)
     print(text)
