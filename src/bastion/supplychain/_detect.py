@@ -77,7 +77,7 @@ def detect(head: bytes, name: str, size: int) -> str:
         return "onnx"
     if lower.endswith(".pb") or lower.endswith(".pbtxt"):
         return "protobuf"
-    if head[0] in PROTO0_START and _looks_like_proto0(head, lower):
+    if head[0] in PROTO0_START and _pickle_suffix(lower):
         return "pickle"
     if _is_text(head):
         return "text"
@@ -91,8 +91,8 @@ def _is_safetensors(head: bytes, size: int) -> bool:
     return 2 <= n <= size - 8 and head[8:9] == b"{"
 
 
-def _looks_like_proto0(head: bytes, lower: str) -> bool:
-    """Protocol 0/1 pickles have no header; trust the opening opcode plus a pickle suffix."""
+def _pickle_suffix(lower: str) -> bool:
+    """Protocol 0/1 pickles have no header: an opening opcode plus a pickle suffix decide."""
     return lower.endswith((".pkl", ".pickle", ".pt", ".pth", ".bin", ".joblib", ".ckpt", ".dat"))
 
 

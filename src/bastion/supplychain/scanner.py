@@ -10,6 +10,7 @@ gate model loaders call before anything is unpickled.
 from __future__ import annotations
 
 import hashlib
+import io
 import mmap
 import os
 from collections.abc import Iterator, Sequence
@@ -320,8 +321,6 @@ def _compressed(
 @contextmanager
 def _open(data: Any, path: Path | None) -> Iterator[Any]:
     """A seekable binary file over ``data`` (the file itself when there is one)."""
-    import io
-
     if path is not None:
         with open(path, "rb") as fh:
             yield fh
