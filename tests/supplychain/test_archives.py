@@ -111,3 +111,31 @@ def test_gzip_bomb_is_stopped(tmp_path: Path) -> None:
     path = tmp_path / "m.pkl.gz"
     path.write_bytes(gzip.compress(b"\0" * (16 << 20)))
     assert ("zip-bomb", Severity.HIGH) in rules(path, limits=Limits(max_member_bytes=4 << 20))
+
+
+def test_keras_v3_archive_config_is_checked(tmp_path: Path) -> None:
+    config = {"module": "keras", "class_name": "Sequential", "config": {"layers": [
+        {"module": "keras.layers", "class_name": "Lambda", "config": {"function": {
+            "class_name": "__lambda__", "config": {"code": "4wAAAA=="}}}}]}}
+    import json
+
+    path = make_zip(tmp_path / "m.keras", {
+        "config.json": json.dumps(config).encode(), "metadata.json": b"{}",
+        "model.weights.h5": b"\x89HDF\r\n\x1a\n" + b"\0" * 64})
+    result = scan_path(path)
+    assert result.files[0].format == "keras"
+    assert {(f.evidence["rule"], f.severity) for f in result.findings} == {
+        ("keras-lambda", Severity.CRITICAL)}
+
+
+def test_torchscript_custom_op_namespaces(tmp_path: Path) -> None:
+    code = b"def forward(self, x):\n    return torch.ops.evil_ns.run(torch.ops.aten.relu(x))\n"
+    path = make_zip(tmp_path / "ts.pt", {
+        "archive/data.pkl": b"\x80\x02c__torch__.Net\nNet\n)\x81.",
+        "archive/constants.pkl": b"\x80\x02).",
+        "archive/code/__torch__/net.py": code,
+        "archive/version": b"3\n"})
+    result = scan_path(path)
+    assert result.files[0].format == "torchscript"
+    assert {(f.evidence["rule"], f.evidence["subject"]) for f in result.findings} == {
+        ("custom-operator", "evil_ns")}
