@@ -1,14 +1,17 @@
-"""One torch thread for these tests: surrogate training is tiny and the CI box shared."""
+"""One thread for torch and BLAS in these tests: the models are tiny, the CI box shared,
+and oversubscribed threads make small fits many times slower."""
 
 from collections.abc import Iterator
 
 import pytest
 import torch
+from threadpoolctl import threadpool_limits
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread() -> Iterator[None]:
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread() -> Iterator[None]:
     before = torch.get_num_threads()
     torch.set_num_threads(1)
-    yield
+    with threadpool_limits(limits=1):
+        yield
     torch.set_num_threads(before)
