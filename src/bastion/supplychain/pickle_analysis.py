@@ -46,10 +46,12 @@ _F64 = struct.Struct(">d").unpack_from
 class _Ref:
     """An imported object, or an attribute path reached from one (``os.system``)."""
 
-    __slots__ = ("name",)
+    __slots__ = ("name", "plain")
 
     def __init__(self, name: str) -> None:
         self.name = name
+        # plain: calling it just builds an object (not getattr, partial, loads...)
+        self.plain = name not in _SPECIAL and name not in _LOADS
 
 
 class _Obj:
@@ -320,7 +322,12 @@ class _Machine:
                     if len(stack) < 2:
                         raise _Malformed("REDUCE on a short stack", op_at)
                     args = stack.pop()
-                    stack[-1] = value = call(stack[-1], args, None, op_at)
+                    func = stack[-1]
+                    if type(func) is _Ref and func.plain and type(args) is tuple:
+                        value = _Obj(func.name, args)  # the common case, without call()
+                    else:
+                        value = call(func, args, None, op_at)
+                    stack[-1] = value
                     nxt = data[pos]
                     if nxt == 0x94:
                         memo[len(memo)] = value

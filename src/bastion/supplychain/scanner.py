@@ -139,34 +139,33 @@ def scan_path(
     targets = [item for root in roots for item in _walk(root, result)]
     for done, (path, regular) in enumerate(targets, 1):
         _scan_file(path, regular, result, limits, hashes)
-        emit(progress, "artifact scan", done, len(targets), message=path.name)
+        emit(progress, "artifact scan", done, len(targets), message=os.path.basename(path))
     return result
 
 
-def _walk(root: Path, result: ScanResult) -> Iterator[tuple[Path, bool]]:
+def _walk(root: Path, result: ScanResult) -> Iterator[tuple[str, bool]]:
     """(file, is it a regular file) under ``root`` in a stable order; symlinks inside a
     folder are reported, never followed."""
     if not os.path.isdir(root):
-        yield root, os.path.isfile(root)
+        yield str(root), os.path.isfile(root)
         return
-    stack = [root]
+    stack = [str(root)]
     base = root.resolve()
     while stack:
         folder = stack.pop()
         try:
             entries = sorted(os.scandir(folder), key=lambda e: e.name)
         except OSError as err:
-            result.errors.append(FileError(str(folder), f"cannot list folder: {err.strerror}"))
+            result.errors.append(FileError(folder, f"cannot list folder: {err.strerror}"))
             continue
         subdirs = []
         for entry in entries:
-            path = Path(entry.path)
             if entry.is_symlink():
-                _symlink(path, base, result)
+                _symlink(Path(entry.path), base, result)
             elif entry.is_dir(follow_symlinks=False):
-                subdirs.append(path)
+                subdirs.append(entry.path)
             else:
-                yield path, entry.is_file(follow_symlinks=False)
+                yield entry.path, entry.is_file(follow_symlinks=False)
         stack.extend(reversed(subdirs))
 
 
@@ -184,15 +183,14 @@ def _symlink(path: Path, base: Path, result: ScanResult) -> None:
 
 
 def _scan_file(
-    path: Path, regular: bool, result: ScanResult, limits: Limits, hashes: bool
+    where: str, regular: bool, result: ScanResult, limits: Limits, hashes: bool
 ) -> None:
-    where = str(path)
-    if not regular and os.path.exists(path):  # never open a FIFO: it would block
+    if not regular and os.path.exists(where):  # never open a FIFO: it would block
         result.skipped.append(SkippedFile(where, "not a regular file (device, FIFO or socket)"))
         return
     try:
-        with _mapped(path) as data:
-            fmt, issues = _scan_blob(data, path.name, 0, limits, path)
+        with _mapped(where) as data:
+            fmt, issues = _scan_blob(data, os.path.basename(where), 0, limits, where)
             digest = hashlib.sha256(data).hexdigest() if hashes else ""
             size = len(data)
     except _Skip as skip:
@@ -209,7 +207,7 @@ def _scan_file(
 
 
 @contextmanager
-def _mapped(path: Path) -> Iterator[Any]:
+def _mapped(path: str) -> Iterator[Any]:
     """The file's bytes: read when small, memory-mapped (never read whole) when large."""
     with open(path, "rb") as fh:
         size = os.fstat(fh.fileno()).st_size
@@ -221,7 +219,7 @@ def _mapped(path: Path) -> Iterator[Any]:
 
 
 def _scan_blob(
-    data: Any, name: str, depth: int, limits: Limits, path: Path | None = None
+    data: Any, name: str, depth: int, limits: Limits, path: str | None = None
 ) -> tuple[str, list[Issue]]:
     """Detect and analyse one file or archive member; raises _Skip or CannotScan."""
     fmt = detect(bytes(data[:4096]), name, len(data))
@@ -234,7 +232,7 @@ def _scan_blob(
             data, max_pickles=1).n_pickles == 1:
         fmt = "pickle"  # protocol 0 is printable text: a complete pickle is a pickle
     if fmt == "text" and path is not None and len(data) <= MAX_TEXT_BYTES and available():
-        return fmt, issues + find_secrets(path)  # configs, notebooks: searched for secrets
+        return fmt, issues + find_secrets(Path(path))  # configs, notebooks: secrets
     if fmt in _NOT_MODELS:
         raise _Skip(_NOT_MODELS[fmt])
 
@@ -270,7 +268,7 @@ def _scan_blob(
     elif fmt == "gguf":
         issues += scan_gguf(data)
     elif fmt == "hdf5":
-        issues += scan_keras_h5(str(path) if path is not None else data)
+        issues += scan_keras_h5(path if path is not None else data)
     elif fmt == "onnx":
         issues += scan_onnx(data)
     elif name.endswith("saved_model.pb"):
@@ -303,7 +301,7 @@ def _incomplete(complete: bool) -> list[Issue]:
 
 
 def _compressed(
-    data: Any, fmt: str, name: str, depth: int, limits: Limits, path: Path | None, member: Any,
+    data: Any, fmt: str, name: str, depth: int, limits: Limits, path: str | None, member: Any,
 ) -> list[Issue]:
     if depth >= limits.max_depth:
         return [Issue("nested-too-deep", Severity.MEDIUM, "Compression nested too deep",
@@ -319,7 +317,7 @@ def _compressed(
 
 
 @contextmanager
-def _open(data: Any, path: Path | None) -> Iterator[Any]:
+def _open(data: Any, path: str | None) -> Iterator[Any]:
     """A seekable binary file over ``data`` (the file itself when there is one)."""
     if path is not None:
         with open(path, "rb") as fh:
