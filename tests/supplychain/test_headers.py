@@ -90,3 +90,14 @@ def test_gguf_lies_are_findings() -> None:
     overrun = gguf([(b"k", 8, struct.pack("<Q", 1 << 30) + b"x")])
     assert scan_gguf(overrun)[0].rule == "malformed-gguf"
     assert scan_gguf(b"GGUF\x03")[0].rule == "malformed-gguf"
+
+
+def test_tokenizer_config_chat_templates() -> None:
+    from bastion.supplychain._headers import scan_tokenizer_config
+
+    benign = {"chat_template": "{% for m in messages %}{{ m['content'] }}{% endfor %}"}
+    assert scan_tokenizer_config(json.dumps(benign).encode()) == []
+    evil = {"chat_template": [{"name": "tool_use", "template": "{{ ''.__class__.__mro__ }}"}]}
+    [issue] = scan_tokenizer_config(json.dumps(evil).encode())
+    assert issue.rule == "template-injection" and issue.subject == "chat_template:tool_use"
+    assert scan_tokenizer_config(b"not json") == []

@@ -244,3 +244,12 @@ def test_hashes_on_request(benign: Path) -> None:
     [scanned] = scan_path(path, hashes=True).files
     assert scanned.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
     assert scan_path(path).files[0].sha256 == ""
+
+
+def test_hugging_face_tokenizer_config_template_is_checked(tmp_path: Path) -> None:
+    import json
+
+    (tmp_path / "tokenizer_config.json").write_text(json.dumps(
+        {"chat_template": "{{ cycler.__init__.__globals__.os.popen('id').read() }}"}))
+    [finding] = scan_path(tmp_path).findings
+    assert finding.evidence["rule"] == "template-injection"

@@ -20,7 +20,10 @@ from bastion.report.finding import Severity
 from bastion.supplychain._issue import Issue
 from bastion.supplychain.pickle_analysis import analyse_pickle
 
-__all__ = ["CannotScan", "scan_gguf", "scan_npy", "scan_safetensors"]
+__all__ = [
+    "CannotScan", "check_template", "scan_gguf", "scan_npy", "scan_safetensors",
+    "scan_tokenizer_config",
+]
 
 _MAX_HEADER = 100 << 20
 _ST_DTYPES = {
@@ -158,6 +161,34 @@ _TEMPLATE_RISK = re.compile(
 )
 
 
+def check_template(key: str, template: str) -> list[Issue]:
+    """A chat template (GGUF metadata, tokenizer_config.json) that reaches Python internals."""
+    if not _TEMPLATE_RISK.search(template):
+        return []
+    return [Issue(
+        "template-injection", Severity.HIGH, "Chat template reaches Python internals",
+        f"{key!r} is a Jinja template that mentions Python internals or process "
+        "functions; runtimes that render it without a sandbox run code (CVE-2024-34359).",
+        key,
+    )]
+
+
+def scan_tokenizer_config(data: Any) -> list[Issue]:
+    """The chat template(s) of a Hugging Face ``tokenizer_config.json``."""
+    try:
+        config = json.loads(bytes(data))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        return []
+    templates = config.get("chat_template") if isinstance(config, dict) else None
+    if isinstance(templates, str):
+        return check_template("chat_template", templates)
+    if isinstance(templates, list):  # named templates: [{"name": ..., "template": ...}]
+        return [issue for t in templates if isinstance(t, dict)
+                and isinstance(t.get("template"), str)
+                for issue in check_template(f"chat_template:{t.get('name')}", t["template"])]
+    return []
+
+
 def scan_gguf(data: Any) -> list[Issue]:
     """A GGUF file: header counts and metadata strings in bounds; chat templates checked."""
     size = len(data)
@@ -177,14 +208,8 @@ def scan_gguf(data: Any) -> list[Issue]:
             pos += 4
             if vtype == 8:
                 value, pos = _gguf_string(data, pos, size)
-                if "chat_template" in key and _TEMPLATE_RISK.search(value):
-                    issues.append(Issue(
-                        "template-injection", Severity.HIGH,
-                        "Chat template reaches Python internals",
-                        f"Metadata {key!r} is a Jinja template that mentions Python "
-                        "internals or process functions; runtimes that render it without a "
-                        "sandbox run code (CVE-2024-34359).", key,
-                    ))
+                if "chat_template" in key:
+                    issues.extend(check_template(key, value))
             else:
                 pos = _gguf_skip(data, pos, size, vtype)
     except (struct.error, ValueError, RecursionError) as err:

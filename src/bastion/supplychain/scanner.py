@@ -25,7 +25,13 @@ from bastion.report.finding import Finding, Severity
 from bastion.supplychain._archives import Limits, decompressed, scan_tar, scan_zip
 from bastion.supplychain._detect import CODE_FORMATS, PROTO0_START, SUFFIX_FORMATS, detect
 from bastion.supplychain._graphs import scan_keras_h5, scan_onnx, scan_savedmodel
-from bastion.supplychain._headers import CannotScan, scan_gguf, scan_npy, scan_safetensors
+from bastion.supplychain._headers import (
+    CannotScan,
+    scan_gguf,
+    scan_npy,
+    scan_safetensors,
+    scan_tokenizer_config,
+)
 from bastion.supplychain._issue import Issue
 from bastion.supplychain.pickle_analysis import analyse_pickle
 from bastion.supplychain.secrets import MAX_TEXT_BYTES, available, find_secrets
@@ -231,10 +237,15 @@ def _scan_blob(
     elif fmt == "text" and data[0] in PROTO0_START and analyse_pickle(
             data, max_pickles=1).n_pickles == 1:
         fmt = "pickle"  # protocol 0 is printable text: a complete pickle is a pickle
+    if fmt == "text" and name == "tokenizer_config.json":
+        issues += scan_tokenizer_config(data)
     if fmt == "text" and path is not None and len(data) <= MAX_TEXT_BYTES and available():
         return fmt, issues + find_secrets(Path(path))  # configs, notebooks: secrets
+    if fmt == "text" and issues:
+        return fmt, issues
     if fmt in _NOT_MODELS:
-        raise _Skip(_NOT_MODELS[fmt])
+        raise _Skip(_NOT_MODELS[fmt] if fmt != "text" or len(data) <= MAX_TEXT_BYTES
+                    else "text file over 1 MiB: not searched for secrets")
 
     def member(inner: Any, inner_name: str, inner_depth: int) -> tuple[str, list[Issue]]:
         try:
