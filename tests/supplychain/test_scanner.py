@@ -200,6 +200,13 @@ def test_symlink_out_of_the_folder_is_high(tmp_path: Path) -> None:
     assert [Path(s.path).name for s in result.skipped] == ["alias.pkl"]
 
 
+def test_symlink_loop_is_skipped(tmp_path: Path) -> None:
+    (tmp_path / "a").symlink_to(tmp_path / "b")
+    (tmp_path / "b").symlink_to(tmp_path / "a")
+    result = scan_path(tmp_path)
+    assert {s.reason for s in result.skipped} == {"symlink loop: points nowhere"}
+
+
 def test_suffix_lying_about_content_is_flagged(tmp_path: Path) -> None:
     (tmp_path / "weights.safetensors").write_bytes(pickle.dumps([1.0]))
     result = scan_path(tmp_path / "weights.safetensors")

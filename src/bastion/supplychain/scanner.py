@@ -176,7 +176,11 @@ def _walk(root: Path, result: ScanResult) -> Iterator[tuple[str, bool]]:
 
 
 def _symlink(path: Path, base: Path, result: ScanResult) -> None:
-    target = path.resolve()
+    try:
+        target = path.resolve()
+    except (OSError, RuntimeError):  # a symlink loop
+        result.skipped.append(SkippedFile(str(path), "symlink loop: points nowhere"))
+        return
     if target.is_relative_to(base):
         result.skipped.append(SkippedFile(str(path), f"symlink to {target}, scanned there"))
         return
