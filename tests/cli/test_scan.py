@@ -98,3 +98,16 @@ def test_nothing_applicable_exits_3(files: dict[str, Path], tmp_path: Path) -> N
                       "--format", "json", cwd=tmp_path)
     assert result.returncode == 3, result.stderr
     assert json.loads(result.stdout)["skipped"][0]["check"] == "model-baseline"
+
+
+def test_trust_is_recorded_and_token_never_is(
+    files: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BASTION_SCAN_TOKEN", "s3cret-token")
+    result = _bastion("scan", "--model", files["model"], "--data", files["train"],
+                      "--trust", files["model"], "--checks", "model-baseline",
+                      "--format", "json", cwd=tmp_path)
+    assert result.returncode in (0, 1), result.stderr
+    config = json.loads(result.stdout)["metadata"]["config"]
+    assert config["trust"] == [str(files["model"])]
+    assert "s3cret-token" not in result.stdout + result.stderr

@@ -26,6 +26,9 @@ class ScanSettings(BaseModel):
     label: str | None = None
     input_shape: str | None = None
     factory: str | None = None
+    n_classes: int | None = None
+    token: str | None = None
+    trust: list[Path] | None = None
     format: ReportFormat | None = None
     out: Path | None = None
     fail_on: Severity = Severity.HIGH
@@ -49,6 +52,11 @@ def register(app: typer.Typer) -> None:
             None, help="Model input shape without the batch axis, e.g. 1,8,8."),
         factory: str | None = typer.Option(
             None, help="module:function that builds the architecture for a weights file."),
+        n_classes: int | None = typer.Option(
+            None, help="Number of classes, for models that do not record it (URLs)."),
+        trust: list[Path] | None = typer.Option(
+            None, help="Load this model file even if the scanner flags it (repeatable; "
+            "recorded in the report)."),
         fmt: str | None = typer.Option(
             None, "--format", "-f", help="html, json, md or sarif (default: from --out, "
             "else html)."),
@@ -73,7 +81,8 @@ def register(app: typer.Typer) -> None:
             return
         flags = {
             "model": model, "data": data, "test": test, "label": label,
-            "input_shape": input_shape, "factory": factory, "format": fmt, "out": out,
+            "input_shape": input_shape, "factory": factory, "n_classes": n_classes,
+            "trust": trust or None, "format": fmt, "out": out,
             "fail_on": fail_on, "checks": checks.split(",") if checks else None,
             "profile": profile, "seed": seed, "quiet": quiet,
         }
@@ -127,13 +136,14 @@ def _run(settings: ScanSettings, *, demo: bool) -> int:
         targets, artifacts = load_targets(
             model=settings.model, data=settings.data, test=settings.test,
             label=settings.label, input_shape=settings.input_shape, factory=settings.factory,
+            n_classes=settings.n_classes, token=settings.token, trust=settings.trust or [],
         )
     with progress_bars(quiet=settings.quiet or to_stdout) as sink:
         report = run_scan(
             targets, checks=chosen,
             ctx=ScanContext(seed=settings.seed, profile=settings.profile, progress=sink),
             command="scan --demo" if demo else "scan",
-            config=settings.model_dump(mode="json", exclude={"quiet"}),
+            config=settings.model_dump(mode="json", exclude={"quiet", "token"}),
             artifacts=artifacts,
         )
     if to_stdout:

@@ -7,6 +7,7 @@ input stops the run with one line instead of surfacing as many check errors.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -71,8 +72,15 @@ def load_targets(
     label: str | None = None,
     input_shape: str | None = None,
     factory: str | None = None,
+    n_classes: int | None = None,
+    token: str | None = None,
+    trust: Sequence[Path] = (),
 ) -> tuple[list[NamedTarget], list[ArtifactInfo]]:
-    """Load data, then the model (scanner-gated loaders), and validate them together."""
+    """Load data, then the model (scanner-gated loaders), and validate them together.
+
+    ``trust`` lists model files to load even when the scanner flags them; ``token`` is a
+    bearer token for an HTTP model (from ``BASTION_SCAN_TOKEN``, never a logged flag).
+    """
     train = _load_data(data, label)
     held_out = _load_data(test, label)
     artifacts = [artifact_info(role, p) for role, p in (("train", data), ("test", test)) if p]
@@ -83,7 +91,10 @@ def load_targets(
 
         sample = held_out if held_out is not None else train
         shape = parse_shape(input_shape) or (sample.sample_shape if sample else None)
+        trusted = not model.startswith(("http://", "https://")) and \
+            Path(model).resolve() in {p.resolve() for p in trust}
         target.model = load_model(model, input_shape=shape, factory=factory,
+                                  n_classes=n_classes, token=token, trust=trusted,
                                   bounds=_bounds([d for d in (train, held_out) if d]))
         for ds in (train, held_out):
             if ds is not None:
