@@ -91,17 +91,18 @@ def _low_tpr(result: MembershipResult) -> float:
 def _recipe(target: Target, ctx: ScanContext) -> tuple[TrainingRecipe | None, str]:
     """The recipe for reference models, and a note saying where it came from."""
     from bastion.attacks.inference import EntryPointRecipe, SklearnRecipe
-    from bastion.models.sklearn import SklearnClassifier
-
     model = target.model
     entry = ctx.options.get("membership_recipe")
     if entry:
         return EntryPointRecipe(entry_point=str(entry)), f"reference models from {entry}"
-    if isinstance(model, SklearnClassifier):
+    # A scikit-learn estimator behind the adapter (the black-box adapter, or a torch twin
+    # that keeps its source) is the recipe: clone and refit.
+    estimator = getattr(model, "estimator", None)
+    if model is not None and hasattr(estimator, "get_params") and hasattr(estimator, "fit"):
         return (
-            SklearnRecipe(estimator=model.estimator, input_shape=model.input_shape,
+            SklearnRecipe(estimator=estimator, input_shape=model.input_shape,
                           bounds=model.bounds),
-            f"reference models: clones of the target {type(model.estimator).__name__}",
+            f"reference models: clones of the target {type(estimator).__name__}",
         )
     return None, (
         "no training recipe for this model, so only the loss-threshold attack ran; give "
