@@ -200,6 +200,23 @@ def test_symlink_out_of_the_folder_is_high(tmp_path: Path) -> None:
     assert [Path(s.path).name for s in result.skipped] == ["alias.pkl"]
 
 
+def test_undecodable_file_names_are_reported_escaped(tmp_path: Path) -> None:
+    import json
+
+    from bastion.report.finding import Report, RunMetadata
+
+    raw = os.path.join(os.fsencode(tmp_path), b"\xff\xfe.pkl")
+    with open(raw, "wb") as fh:
+        fh.write(b"\x80\x02cposix\ngetcwd\n)R.")
+    result = scan_path(tmp_path)
+    [finding] = result.findings
+    assert finding.location is not None and finding.location.endswith("\\xff\\xfe.pkl")
+    report = Report(metadata=RunMetadata(tool_version="0", command="t",
+                                         started_at="2026-01-01T00:00:00Z"),
+                    findings=result.findings)
+    assert json.loads(report.model_dump_json())["findings"][0]["severity"] == "critical"
+
+
 def test_symlink_loop_is_skipped(tmp_path: Path) -> None:
     (tmp_path / "a").symlink_to(tmp_path / "b")
     (tmp_path / "b").symlink_to(tmp_path / "a")

@@ -162,7 +162,8 @@ def _walk(root: Path, result: ScanResult) -> Iterator[tuple[str, bool]]:
         try:
             entries = sorted(os.scandir(folder), key=lambda e: e.name)
         except OSError as err:
-            result.errors.append(FileError(folder, f"cannot list folder: {err.strerror}"))
+            result.errors.append(
+                FileError(_display(folder), f"cannot list folder: {err.strerror}"))
             continue
         subdirs = []
         for entry in entries:
@@ -179,12 +180,13 @@ def _symlink(path: Path, base: Path, result: ScanResult) -> None:
     try:
         target = path.resolve()
     except (OSError, RuntimeError):  # a symlink loop
-        result.skipped.append(SkippedFile(str(path), "symlink loop: points nowhere"))
+        result.skipped.append(SkippedFile(_display(str(path)), "symlink loop: points nowhere"))
         return
     if target.is_relative_to(base):
-        result.skipped.append(SkippedFile(str(path), f"symlink to {target}, scanned there"))
+        result.skipped.append(
+            SkippedFile(_display(str(path)), _display(f"symlink to {target}, scanned there")))
         return
-    result.files.append(ScannedFile(str(path), "symlink", 0))
+    result.files.append(ScannedFile(_display(str(path)), "symlink", 0))
     result.findings.append(_finding(str(path), Issue(
         "symlink-escape", Severity.HIGH, "Symlink points outside the scanned folder",
         f"{path.name} links to {target}; a loader follows it to a file this scan did not "
@@ -192,15 +194,21 @@ def _symlink(path: Path, base: Path, result: ScanResult) -> None:
     )))
 
 
+def _display(text: str) -> str:
+    """A path or name fit for a report: undecodable bytes from the file system as escapes."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def _scan_file(
-    where: str, regular: bool, result: ScanResult, limits: Limits, hashes: bool
+    path: str, regular: bool, result: ScanResult, limits: Limits, hashes: bool
 ) -> None:
-    if not regular and os.path.exists(where):  # never open a FIFO: it would block
+    where = _display(path)
+    if not regular and os.path.exists(path):  # never open a FIFO: it would block
         result.skipped.append(SkippedFile(where, "not a regular file (device, FIFO or socket)"))
         return
     try:
-        with _mapped(where) as data:
-            fmt, issues = _scan_blob(data, os.path.basename(where), 0, limits, where)
+        with _mapped(path) as data:
+            fmt, issues = _scan_blob(data, os.path.basename(path), 0, limits, path)
             digest = hashlib.sha256(data).hexdigest() if hashes else ""
             size = len(data)
     except _Skip as skip:
@@ -372,24 +380,24 @@ def _mismatch(fmt: str, name: str) -> list[Issue]:
 
 def _finding(path: str, issue: Issue) -> Finding:
     """An issue as a report Finding; ids are stable per rule, subject and place."""
-    location = f"{path}!{issue.member}" if issue.member else path
+    location = _display(f"{path}!{issue.member}" if issue.member else path)
     place = hashlib.sha1(location.encode(), usedforsecurity=False).hexdigest()[:8]
-    subject = issue.subject[:80] or issue.rule
+    subject = _display(issue.subject[:80]) or issue.rule
     if issue.rule == "secret":
         atlas = list(_SECRET_ATLAS)
     else:
         atlas = list(ATLAS) + (["AML.T0011.000"] if issue.rule in _CODE_RULES else [])
-    evidence: dict[str, Any] = {"rule": issue.rule, "subject": issue.subject}
+    evidence: dict[str, Any] = {"rule": issue.rule, "subject": _display(issue.subject)}
     if issue.member:
-        evidence["member"] = issue.member
+        evidence["member"] = _display(issue.member)
     if issue.offset is not None:
         evidence["offset"] = issue.offset
     return Finding(
         id=f"supplychain/{issue.rule}/{subject}@{place}",
         check="supplychain",
-        title=issue.title,
+        title=_display(issue.title),
         severity=issue.severity,
-        description=issue.detail,
+        description=_display(issue.detail),
         owasp=list(OWASP),
         atlas=atlas,
         evidence=evidence,
