@@ -1,4 +1,4 @@
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 import numpy as np
@@ -38,7 +38,7 @@ class _NeedsModel(_Finds):
 @dataclass(frozen=True, kw_only=True)
 class _Raises(_Finds):
     name: ClassVar[str] = "raises"
-    exc: Exception = InvalidDataError("labels out of range")
+    exc: Exception = field(default_factory=lambda: InvalidDataError("labels out of range"))
 
     def run(self, target: Target, ctx: ScanContext) -> list[Finding]:
         raise self.exc
