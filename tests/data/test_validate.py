@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from bastion.data import Dataset
-from bastion.data.validate import validate_for_model
+from bastion.data.validate import as_labels, validate_for_model
 from bastion.errors import InvalidDataError, ShapeMismatchError
 
 
@@ -29,6 +29,8 @@ def test_good_data_passes() -> None:
         (_ds(np.zeros((0, 3))), InvalidDataError, "empty"),
         (_ds(np.array([[0, 1, np.inf], [0, 0, 0]])), InvalidDataError, "first at row 0"),
         (_ds(np.zeros((2, 3)), [0, 2]), InvalidDataError, "label 2"),
+        (_ds(np.zeros((2, 3)), [0, -1]), InvalidDataError, ">= 0"),
+        (_ds(np.array([["a", "b", "c"]] * 2)), InvalidDataError, "numeric"),
     ],
 )
 def test_unscorable_data_is_refused(ds: Dataset, error: type, needle: str) -> None:
@@ -37,16 +39,21 @@ def test_unscorable_data_is_refused(ds: Dataset, error: type, needle: str) -> No
     assert needle in str(info.value)
 
 
-def test_demo_splits_are_seeded_and_stratified() -> None:
-    from bastion.data.demo import demo_breast_cancer, demo_digits
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [([0.0, 2.0], [0, 2]), ([[1], [0]], [1, 0]), ([True, False], [1, 0])],
+)
+def test_as_labels_accepts_integer_valued_input(raw: list[object], expected: list[int]) -> None:
+    y = as_labels(np.array(raw), 2, "d")
+    assert y.dtype == np.int64 and y.tolist() == expected
 
-    a_train, a_test = demo_digits(seed=1)
-    b_train, _ = demo_digits(seed=1)
-    np.testing.assert_array_equal(a_train.x, b_train.x)
-    assert a_train.x.shape[1:] == (1, 8, 8) and a_train.x.min() >= 0 and a_train.x.max() <= 1
-    assert len(a_train) + len(a_test) == 1797
-    assert a_test.y is not None and set(a_test.y.tolist()) == set(range(10))
-    train, test = demo_breast_cancer()
-    assert train.feature_names[0] == "mean radius" and train.class_names == ("malignant", "benign")
-    assert train.y is not None and test.y is not None
-    assert abs(train.y.mean() - test.y.mean()) < 0.02
+
+@pytest.mark.parametrize(
+    ("raw", "n", "needle"),
+    [([0.0, np.nan], 2, "NaN"), ([0.0, 0.5], 2, "fractional"), (["a", "b"], 2, "integers"),
+     ([0, 1], 3, "3 samples"), ([[0, 1], [1, 0]], 2, "one integer label")],
+)
+def test_as_labels_refuses_what_is_not_a_class_index(raw: list[object], n: int,
+                                                     needle: str) -> None:
+    with pytest.raises(InvalidDataError, match=needle):
+        as_labels(np.array(raw), n, "d")

@@ -5,25 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from bastion.data.dataset import Dataset
+from bastion.data.split import split_dataset
 
-__all__ = ["demo_breast_cancer", "demo_digits", "split_dataset"]
-
-
-def split_dataset(ds: Dataset, *, test_fraction: float, seed: int) -> tuple[Dataset, Dataset]:
-    """A stratified, seeded train/test split that keeps names and kind."""
-    from dataclasses import replace
-
-    from sklearn.model_selection import train_test_split
-
-    idx = np.arange(len(ds))
-    train_idx, test_idx = train_test_split(
-        idx, test_size=test_fraction, random_state=seed, stratify=ds.y
-    )
-    def part(rows: np.ndarray, suffix: str) -> Dataset:
-        y = None if ds.y is None else ds.y[rows]
-        return replace(ds, x=ds.x[rows], y=y, name=f"{ds.name}-{suffix}")
-
-    return part(train_idx, "train"), part(test_idx, "test")
+__all__ = ["demo_breast_cancer", "demo_digits"]
 
 
 def demo_digits(seed: int = 0) -> tuple[Dataset, Dataset]:

@@ -9,13 +9,18 @@ NaN and inf are kept: the data-quality check reports them, and
 
 from __future__ import annotations
 
+import tokenize
 import zipfile
+from dataclasses import replace
 from pathlib import Path
+from typing import Literal, get_args
 
 import numpy as np
 
 from bastion.data.dataset import Dataset
+from bastion.data.validate import as_labels
 from bastion.errors import (
+    ConfigError,
     InputNotFoundError,
     InvalidDataError,
     UnreadableInputError,
@@ -23,50 +28,93 @@ from bastion.errors import (
 )
 from bastion.formats import Format, detect_format
 
-__all__ = ["SUPPORTED", "load_dataset"]
+__all__ = ["SUPPORTED", "Kind", "load_dataset"]
+
+Kind = Literal["image", "tabular", "other"]
 
 SUPPORTED = "npz, npy, csv, parquet or a folder of class sub-folders of images"
 _X_KEYS = ("x", "X", "features", "data", "inputs")
 _Y_KEYS = ("y", "Y", "labels", "label", "target", "targets")
 _LABEL_COLUMNS = ("label", "target", "y", "class")
+# What numpy raises on a truncated file or a mangled header (its parser tokenizes and
+# literal_evals the header text); object arrays raise ValueError and are told apart.
+_DAMAGED = (OSError, EOFError, SyntaxError, tokenize.TokenError)
 _IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 
 
-def load_dataset(path: str | Path, *, label: str | None = None) -> Dataset:
-    """Read ``path`` into a :class:`Dataset`; one-line errors for every bad input."""
+def load_dataset(
+    path: str | Path,
+    *,
+    label: str | None = None,
+    kind: Kind | None = None,
+    x_key: str | None = None,
+    y_key: str | None = None,
+) -> Dataset:
+    """Read ``path`` into a :class:`Dataset`; one-line errors for every bad input.
+
+    ``label`` names the label column of a table (default: the first of label, target,
+    y, class). ``x_key``/``y_key`` name the arrays of an npz (default: the first of
+    x, X, features, data, inputs and y, Y, labels, label, target, targets). ``kind``
+    overrides the guess (image for arrays of rank 3 or more and image folders,
+    tabular for tables and 2-D arrays).
+    """
+    if kind is not None and kind not in get_args(Kind):
+        raise ConfigError(f"kind {kind!r} must be one of {', '.join(get_args(Kind))}")
     path = Path(path)
     if not path.exists():
         raise InputNotFoundError(f"data file {path} does not exist: check the path")
-    if path.is_dir():
-        return _images(path)
+    ds = _images(path) if path.is_dir() else _file(path, label, x_key, y_key)
+    if len(ds) == 0:
+        raise InvalidDataError(f"data file {path} has no samples: give a non-empty dataset")
+    return ds if kind is None else replace(ds, kind=kind)
+
+
+def _file(path: Path, label: str | None, x_key: str | None, y_key: str | None) -> Dataset:
     fmt = detect_format(path)
     match fmt:
         case Format.NUMPY_NPZ:
-            ds = _npz(path)
+            return _npz(path, x_key, y_key)
         case Format.NUMPY_NPY:
-            ds = Dataset(x=_npy(path, np.load(path, allow_pickle=False)), kind="other",
-                         name=path.stem, path=path)
+            x = _features(path, _read_npy(path))
+            return Dataset(x=x, kind=_array_kind(x), name=path.stem, path=path)
         case Format.CSV | Format.TEXT:
-            ds = _table(path, label, csv=True)
+            return _table(path, label, csv=True)
         case Format.PARQUET:
-            ds = _table(path, label, csv=False)
+            return _table(path, label, csv=False)
         case Format.EMPTY:
             raise InvalidDataError(f"data file {path} is empty: give a file with samples")
         case _:
             raise UnsupportedFormatError(
                 f"data file {path} is {fmt.value}, not a dataset bastion reads ({SUPPORTED})"
             )
-    if len(ds) == 0:
-        raise InvalidDataError(f"data file {path} has no samples: give a non-empty dataset")
-    return ds
 
 
-def _npy(path: Path, arr: np.ndarray) -> np.ndarray:
+def _array_kind(x: np.ndarray) -> Kind:
+    return "image" if x.ndim >= 3 else "tabular"
+
+
+def _object_array(path: Path) -> InvalidDataError:
+    return InvalidDataError(
+        f"{path} holds an object array, which could run code when loaded: "
+        "save numeric arrays only"
+    )
+
+
+def _read_npy(path: Path) -> np.ndarray:
+    try:
+        arr: np.ndarray = np.load(path, allow_pickle=False)
+    except ValueError as err:  # numpy refuses object arrays when allow_pickle=False
+        if "allow_pickle" in str(err):
+            raise _object_array(path) from None
+        raise UnreadableInputError(f"{path} is a damaged npy file: re-save it") from None
+    except _DAMAGED:
+        raise UnreadableInputError(f"{path} is a damaged npy file: re-save it") from None
+    return arr
+
+
+def _features(path: Path, arr: np.ndarray) -> np.ndarray:
     if arr.dtype == object:
-        raise InvalidDataError(
-            f"{path} holds an object array, which could run code when loaded: "
-            "save numeric arrays only"
-        )
+        raise _object_array(path)
     if arr.ndim == 0:
         raise InvalidDataError(f"{path} holds a scalar, not samples: save an array (n, ...)")
     if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
@@ -78,46 +126,33 @@ def _pick(keys: list[str], wanted: tuple[str, ...]) -> str | None:
     return next((k for k in wanted if k in keys), None)
 
 
-def _npz(path: Path) -> Dataset:
+def _npz(path: Path, x_key: str | None, y_key: str | None) -> Dataset:
     try:
         with np.load(path, allow_pickle=False) as archive:
             keys = list(archive.files)
-            x_key = _pick(keys, _X_KEYS)
-            if x_key is None:
+            xk = x_key or _pick(keys, _X_KEYS)
+            yk = y_key or _pick(keys, _Y_KEYS)
+            for wanted in (x_key, y_key):
+                if wanted is not None and wanted not in keys:
+                    raise InvalidDataError(
+                        f"{path} has no array {wanted!r}; it has {', '.join(keys) or 'none'}"
+                    )
+            if xk is None:
                 raise InvalidDataError(
                     f"{path} has arrays {', '.join(keys) or 'none'}; name the features "
                     f"one of {', '.join(_X_KEYS)}"
                 )
-            x = _npy(path, archive[x_key])
-            y_key = _pick(keys, _Y_KEYS)
-            y = _labels(path, archive[y_key], len(x)) if y_key else None
+            x = _features(path, archive[xk])
+            y = as_labels(archive[yk], len(x), str(path)) if yk else None
     except InvalidDataError:
         raise
-    except ValueError as err:  # numpy refuses object arrays when allow_pickle=False
-        raise InvalidDataError(
-            f"{path} holds an object array, which could run code when loaded: "
-            "save numeric arrays only"
-        ) from err
-    except (zipfile.BadZipFile, OSError, EOFError) as err:
-        raise UnreadableInputError(f"{path} is a damaged npz file: {err}") from None
-    return Dataset(x=x, y=y, kind="image" if x.ndim >= 3 else "tabular", name=path.stem,
-                   path=path)
-
-
-def _labels(path: Path, raw: np.ndarray, n: int) -> np.ndarray:
-    y = np.asarray(raw).reshape(-1) if np.asarray(raw).ndim > 1 and raw.shape[-1] == 1 else raw
-    if y.ndim != 1 or len(y) != n:
-        raise InvalidDataError(
-            f"{path}: labels have shape {tuple(raw.shape)} but there are {n} samples; "
-            "give one integer label per sample"
-        )
-    if y.dtype.kind == "f" and np.isfinite(y).all() and np.all(y == np.round(y)):
-        y = y.astype(np.int64)
-    if y.dtype.kind not in "iub":
-        raise InvalidDataError(f"{path}: labels must be integers, got {y.dtype}")
-    if len(y) and y.min() < 0:
-        raise InvalidDataError(f"{path}: labels must be >= 0, found {int(y.min())}")
-    return y.astype(np.int64)
+    except ValueError as err:
+        if "allow_pickle" in str(err):
+            raise _object_array(path) from None
+        raise UnreadableInputError(f"{path} is a damaged npz file: re-save it") from None
+    except (zipfile.BadZipFile, *_DAMAGED):
+        raise UnreadableInputError(f"{path} is a damaged npz file: re-save it") from None
+    return Dataset(x=x, y=y, kind=_array_kind(x), name=path.stem, path=path)
 
 
 def _table(path: Path, label: str | None, *, csv: bool) -> Dataset:
@@ -139,19 +174,22 @@ def _table(path: Path, label: str | None, *, csv: bool) -> Dataset:
     class_names: tuple[str, ...] = ()
     if column is not None:
         values = frame.pop(column)
-        if pd.api.types.is_integer_dtype(values) and (values >= 0).all():
-            y = values.to_numpy(np.int64)
-        else:
-            if values.isna().any():
-                raise InvalidDataError(f"{path}: label column {column!r} has missing values")
+        if values.isna().any():
+            raise InvalidDataError(
+                f"{path}: label column {column!r} has missing values; label every row"
+            )
+        if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+            y = as_labels(values.to_numpy(), len(values), f"{path} column {column!r}")
+        else:  # class names: sorted, so the same names give the same indices every time
             names = sorted(values.astype(str).unique())
             y = values.astype(str).map({n: i for i, n in enumerate(names)}).to_numpy(np.int64)
             class_names = tuple(names)
     bad = [str(c) for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])]
     if bad:
+        more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
         raise InvalidDataError(
-            f"{path}: columns {', '.join(bad[:5])} are not numeric; encode them as numbers "
-            "or name the label column with --label"
+            f"{path}: feature columns {', '.join(bad[:5])}{more} are not numeric; encode "
+            "them as numbers (one-hot or ordinal) or name the label column with --label"
         )
     x = frame.to_numpy(np.float64).astype(np.float32)
     return Dataset(x=x, y=y, kind="tabular", feature_names=tuple(map(str, frame.columns)),
@@ -159,9 +197,12 @@ def _table(path: Path, label: str | None, *, csv: bool) -> Dataset:
 
 
 def _images(root: Path) -> Dataset:
-    from PIL import Image, UnidentifiedImageError
+    """``root/<class>/<image>`` to float32 ``(n, c, h, w)`` in [0, 1].
 
-    classes = sorted(p.name for p in root.iterdir() if p.is_dir())
+    Grey images stay one channel; when a folder mixes grey and colour, grey images
+    are repeated to three channels (what PIL's ``convert("RGB")`` would do).
+    """
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not classes:
         raise UnreadableInputError(
             f"{root} is a folder without class sub-folders: give a data file or a folder "
@@ -171,22 +212,33 @@ def _images(root: Path) -> Dataset:
     labels: list[int] = []
     for index, name in enumerate(classes):
         for file in sorted((root / name).iterdir()):
-            if file.suffix.lower() not in _IMAGE_SUFFIXES:
-                continue
-            try:
-                with Image.open(file) as img:
-                    arr = np.asarray(img.convert("RGB" if img.mode not in ("L", "1") else "L"))
-            except (UnidentifiedImageError, OSError):
-                raise InvalidDataError(f"{file} is not a readable image") from None
-            images.append(arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1))
-            labels.append(index)
+            if file.suffix.lower() in _IMAGE_SUFFIXES:
+                images.append(_read_image(file))
+                labels.append(index)
     if not images:
-        raise InvalidDataError(f"{root} has no images in its class folders")
-    shapes = {a.shape for a in images}
+        raise InvalidDataError(
+            f"{root} has no images ({', '.join(sorted(_IMAGE_SUFFIXES))}) in its class folders"
+        )
+    if len({a.shape[0] for a in images}) > 1:
+        images = [np.repeat(a, 3, axis=0) if a.shape[0] == 1 else a for a in images]
+    shapes = sorted({a.shape[1:] for a in images})
     if len(shapes) > 1:
         raise InvalidDataError(
-            f"{root}: images have different sizes {sorted(shapes)[:3]}; resize them to one size"
+            f"{root}: images have different sizes {shapes[:3]} (height, width); "
+            "resize them to one size"
         )
     x = np.stack(images).astype(np.float32) / 255.0
     return Dataset(x=x, y=np.asarray(labels, np.int64), kind="image",
                    class_names=tuple(classes), name=root.name, path=root)
+
+
+def _read_image(file: Path) -> np.ndarray:
+    """One image as uint8 ``(c, h, w)``, c = 1 for grey and 3 for colour."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(file) as img:
+            arr = np.asarray(img.convert("L" if img.mode in ("L", "1") else "RGB"))
+    except (UnidentifiedImageError, OSError):
+        raise InvalidDataError(f"{file} is not a readable image: remove or replace it") from None
+    return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
