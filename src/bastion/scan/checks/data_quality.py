@@ -2,21 +2,26 @@
 
 What it looks for, and the severity thresholds:
 
-- NaN or inf values: medium (a model cannot score them; imputation hides them);
+- NaN or inf values: medium (a model cannot score them; imputation hides them),
+  with counts per feature;
 - the same sample with different labels (conflicting duplicates): medium from one
   pair — label noise or label flipping;
 - test samples that also appear in the training data (leakage): medium from one,
   high when at least 10 % of the test set — accuracy is overstated;
 - class imbalance, largest over smallest class: low from 3x, medium from 10x;
   a class present in training but missing from the test set: low;
-- exact duplicates: low when at least 5 % of the rows;
+- exact duplicates (byte-identical rows): low from 5 % of the rows, else info;
 - outliers by IsolationForest (scores below Tukey's lower fence, Q1 - 1.5 IQR):
   low when more than 5 % of the rows are anomalous (a cluster of odd rows is what
   poisoning often looks like), else info;
-- image values outside [0, 1], or features with more than 5 % of their test values
-  outside the training range (drift): low;
+- image values outside [0, 1] (or the model's bounds when a model is given), or
+  features with more than 5 % of their test values outside the training range
+  (drift): low;
 - constant features: info (they carry nothing; on images, blank border pixels).
 
+NaN/inf, duplicates and the value range are checked on the training and the test
+data alike (ids end in ``-train`` or ``-test``); balance, constant features and
+outliers on the training data (the test data when it is all there is).
 Evidence holds counts and row indices, never raw values.
 """
 
@@ -37,6 +42,11 @@ __all__ = ["DataQuality"]
 
 _MAX_OUTLIER_ROWS = 5000
 _TOP = 20
+
+
+def _feature(ds: Dataset, column: int) -> str:
+    """A flattened feature's name: its column name, else its index."""
+    return ds.feature_names[column] if len(ds.feature_names) > column else str(column)
 
 
 def _row_hashes(x: np.ndarray) -> list[bytes]:
@@ -69,37 +79,44 @@ class DataQuality:
                        **kw)
 
     def run(self, target: Target, ctx: ScanContext) -> list[Finding]:
-        main = target.train if target.train is not None else target.test
-        assert main is not None  # applies() guarantees some data
-        found = self._finite(main)
-        found += self._duplicates(main)
+        given = [(role, ds) for role, ds in (("train", target.train), ("test", target.test))
+                 if ds is not None]
+        bounds = target.model.bounds if target.model is not None else (0.0, 1.0)
+        found: list[Finding] = []
+        for role, ds in given:
+            found += self._finite(ds, role)
+            found += self._duplicates(ds, role)
+            found += self._range(ds, role, bounds)
+        main = given[0][1]  # the training data, or the test data when it is all there is
         found += self._imbalance(main, target.test if target.train is not None else None)
         if target.train is not None and target.test is not None:
             found += self._leakage(target.train, target.test)
             found += self._test_range(target.train, target.test)
-        found += self._range(main)
         found += self._constant(main)
         found += self._outliers(main, ctx.seed)
         return found
 
-    def _finite(self, ds: Dataset) -> list[Finding]:
+    def _finite(self, ds: Dataset, role: str) -> list[Finding]:
         bad = ~np.isfinite(ds.x.reshape(len(ds), -1))
         if not bad.any():
             return []
         rows = np.flatnonzero(bad.any(axis=1))
-        cols = np.flatnonzero(bad.any(axis=0))
-        names = [ds.feature_names[c] for c in cols[:_TOP]] if ds.feature_names else \
-            cols[:_TOP].tolist()
+        per_feature = bad.sum(axis=0)
+        worst = [c for c in np.argsort(-per_feature, kind="stable")[:_TOP] if per_feature[c]]
         return [self._f(
-            "non-finite", f"{len(rows)} rows hold NaN or inf values", Severity.MEDIUM,
+            f"non-finite-{role}", f"{len(rows)} {role} rows hold NaN or inf values",
+            Severity.MEDIUM,
             metrics=[Metric(name="rows", value=len(rows), unit="rows"),
-                     Metric(name="cells", value=int(bad.sum()), unit="cells")],
-            evidence={"rows": rows[:_TOP].tolist(), "features": names},
+                     Metric(name="cells", value=int(bad.sum()), unit="cells"),
+                     Metric(name="features affected", value=int((per_feature > 0).sum()),
+                            unit="features")],
+            evidence={"dataset": role, "rows": rows[:_TOP].tolist(),
+                      "per_feature": {_feature(ds, int(c)): int(per_feature[c]) for c in worst}},
             recommendation="Fix the source of the missing values; impute explicitly and "
                            "record it, or drop the rows.",
         )]
 
-    def _duplicates(self, ds: Dataset) -> list[Finding]:
+    def _duplicates(self, ds: Dataset, role: str) -> list[Finding]:
         groups: dict[bytes, list[int]] = defaultdict(list)
         for i, h in enumerate(_row_hashes(ds.x)):
             groups[h].append(i)
@@ -111,25 +128,28 @@ class DataQuality:
             conflicts = [g for g in dup_groups if len({int(y[i]) for i in g}) > 1]
             if conflicts:
                 found.append(self._f(
-                    "conflicting-labels",
-                    f"{len(conflicts)} identical samples carry different labels",
+                    f"conflicting-labels-{role}",
+                    f"{len(conflicts)} identical {role} samples carry different labels",
                     Severity.MEDIUM,
                     metrics=[Metric(name="groups", value=len(conflicts), unit="groups")],
-                    evidence={"groups": [g[:10] for g in conflicts[:_TOP]]},
+                    evidence={"dataset": role, "groups": [g[:10] for g in conflicts[:_TOP]]},
                     description="The same input with two labels is label noise at best and "
                                 "label flipping at worst.",
                     recommendation="Review these rows; run `bastion data audit` to look for "
                                    "label errors and poisoning.",
                 ))
         fraction = n_dup / max(len(ds), 1)
-        if n_dup and fraction >= self.duplicate_fraction:
+        if n_dup:
+            many = fraction >= self.duplicate_fraction
             found.append(self._f(
-                "duplicates", f"{fraction:.1%} of the rows are exact duplicates", Severity.LOW,
+                f"duplicates-{role}",
+                f"{n_dup} {role} rows ({fraction:.1%}) repeat an earlier row exactly",
+                Severity.LOW if many else Severity.INFO,
                 metrics=[Metric(name="duplicate rows", value=n_dup, unit="rows"),
                          Metric(name="duplicate fraction", value=fraction, unit="ratio")],
-                evidence={"groups": [g[:10] for g in dup_groups[:_TOP]]},
+                evidence={"dataset": role, "groups": [g[:10] for g in dup_groups[:_TOP]]},
                 recommendation="Deduplicate before splitting, so no sample is weighted twice "
-                               "or lands on both sides of a split.",
+                               "or lands on both sides of a split." if many else "",
             ))
         return found
 
@@ -144,9 +164,13 @@ class DataQuality:
         ratio = float(present.max() / present.min())
         severity = Severity.MEDIUM if ratio >= self.imbalance_medium else \
             Severity.LOW if ratio >= self.imbalance_low else Severity.INFO
+        series = [Series(name="train" if test is not None else "data", x=labels,
+                         y=counts.astype(float).tolist())]
+        if test is not None and test.y is not None:
+            test_counts = np.bincount(test.y, minlength=n_classes)[:n_classes]
+            series.append(Series(name="test", x=labels, y=test_counts.astype(float).tolist()))
         chart = Chart(title="Samples per class", kind="bar", x_label="class",
-                      y_label="samples", series=[Series(name="train", x=labels,
-                                                        y=counts.astype(float).tolist())])
+                      y_label="samples", series=series)
         found = [self._f(
             "class-balance", f"Largest class is {ratio:.1f}x the smallest", severity,
             metrics=[Metric(name="imbalance ratio", value=ratio, unit="ratio"),
@@ -186,18 +210,24 @@ class DataQuality:
                            "data.",
         )]
 
-    def _range(self, ds: Dataset) -> list[Finding]:
+    def _range(self, ds: Dataset, role: str, bounds: tuple[float, float]) -> list[Finding]:
         if ds.kind != "image":
             return []
-        finite = ds.x[np.isfinite(ds.x)]
-        outside = int(((finite < 0) | (finite > 1)).sum())
-        if not outside:
+        lo, hi = bounds
+        with np.errstate(invalid="ignore"):
+            outside = (ds.x < lo) | (ds.x > hi)  # NaN compares False: reported above
+        n_out = int(outside.sum())
+        if not n_out:
             return []
+        rows = np.flatnonzero(outside.reshape(len(ds), -1).any(axis=1))
         return [self._f(
-            "image-range", f"{outside} pixel values lie outside [0, 1]", Severity.LOW,
-            metrics=[Metric(name="values outside", value=outside, unit="values")],
-            recommendation="Scale images to [0, 1] before training and attacking; attack "
-                           "budgets assume that range.",
+            f"image-range-{role}", f"{n_out} {role} pixel values lie outside [{lo:g}, {hi:g}]",
+            Severity.LOW,
+            metrics=[Metric(name="values outside", value=n_out, unit="values"),
+                     Metric(name="rows affected", value=len(rows), unit="rows")],
+            evidence={"dataset": role, "rows": rows[:_TOP].tolist(), "bounds": [lo, hi]},
+            recommendation=f"Scale images to [{lo:g}, {hi:g}] before training and attacking; "
+                           "attack budgets assume that range.",
         )]
 
     def _test_range(self, train: Dataset, test: Dataset) -> list[Finding]:
@@ -211,7 +241,7 @@ class DataQuality:
         cols = np.flatnonzero(outside.mean(axis=0) > self.drift_fraction)
         if not len(cols):
             return []
-        names = [train.feature_names[c] if train.feature_names else str(c) for c in cols]
+        names = [_feature(train, int(c)) for c in cols]
         return [self._f(
             "test-out-of-range", f"{len(cols)} features take test values outside the "
             "training range", Severity.LOW,
@@ -227,11 +257,11 @@ class DataQuality:
             constant = np.flatnonzero(np.nanstd(flat, axis=0) == 0)
         if not len(constant):
             return []
-        names = [ds.feature_names[c] if ds.feature_names else str(c) for c in constant]
+        names = [_feature(ds, int(c)) for c in constant[:_TOP]]
         return [self._f(
             "constant-features", f"{len(constant)} features never change", Severity.INFO,
             metrics=[Metric(name="constant features", value=len(constant), unit="features")],
-            evidence={"features": names[:_TOP]},
+            evidence={"features": names},
             recommendation="Drop constant tabular features; on images they are usually blank "
                            "borders.",
         )]
