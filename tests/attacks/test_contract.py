@@ -14,7 +14,7 @@ from .conftest import BlackBox
 
 # Small budgets of work so the whole suite stays fast; the fields are the attacks' own.
 _FAST = {"steps": 5, "max_queries": 40, "n_target_classes": 2, "max_iterations": 5,
-         "n_binary_steps": 2}
+         "n_binary_steps": 2, "init_evals": 10}
 
 
 def _fast(cls: type[EvasionAttack], norm: str) -> EvasionAttack:
