@@ -7,7 +7,8 @@ accuracy, membership advantage) is read against this baseline.
 
 Severity thresholds:
 
-- medium: ECE above 0.20, or a class whose recall is more than 0.30 below the mean;
+- medium: accuracy no better than always guessing the most common class, ECE above
+  0.20, or a class whose recall is more than 0.30 below the mean;
 - low: ECE above 0.10, or a class more than 0.15 below the mean recall;
 - info: otherwise (the baseline itself, for the record).
 
@@ -21,6 +22,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from bastion.data.validate import require_labels_in_range
 from bastion.report.finding import Chart, Finding, Metric, Series, Severity
 from bastion.scan.check import CHECKS, Need, ScanContext, Target
 
@@ -61,6 +63,7 @@ class ModelBaseline:
     ece_medium: float = 0.20
     recall_gap_low: float = 0.15
     recall_gap_medium: float = 0.30
+    batch_size: int = 1024
 
     def applies(self, target: Target) -> bool:
         return not target.missing(self.needs)
@@ -69,7 +72,9 @@ class ModelBaseline:
         data = target.eval_data
         model = target.model
         assert data is not None and data.y is not None and model is not None
-        proba = model.predict_proba(data.x)
+        require_labels_in_range(data, model.n_classes)
+        proba = np.concatenate([model.predict_proba(data.x[i:i + self.batch_size])
+                                for i in range(0, len(data), self.batch_size)])
         pred = proba.argmax(axis=1)
         y = data.y
         classes = np.arange(model.n_classes)
@@ -79,10 +84,11 @@ class ModelBaseline:
         recall = np.where(present, hits / np.maximum(support, 1), np.nan)
         accuracy = float((pred == y).mean())
         balanced = float(np.nanmean(recall))
+        majority = float(support.max() / len(y))
         ece, conf, acc, counts = expected_calibration_error(proba, y)
         gap = balanced - np.nanmin(recall)
         severity = Severity.INFO
-        if ece > self.ece_medium or gap > self.recall_gap_medium:
+        if accuracy <= majority or ece > self.ece_medium or gap > self.recall_gap_medium:
             severity = Severity.MEDIUM
         elif ece > self.ece_low or gap > self.recall_gap_low:
             severity = Severity.LOW
@@ -101,6 +107,8 @@ class ModelBaseline:
             metrics=[
                 Metric(name="accuracy", value=accuracy, unit="ratio"),
                 Metric(name="balanced accuracy", value=balanced, unit="ratio"),
+                Metric(name="majority-class accuracy", value=majority, unit="ratio",
+                       description="what always guessing the most common class scores"),
                 Metric(name="expected calibration error", value=ece, unit="ratio",
                        description=f"{_BINS} equal-width confidence bins"),
                 Metric(name="worst class recall", value=float(recall[weakest]), unit="ratio"),
