@@ -1,14 +1,17 @@
+import hashlib
 import os
+import pickle
 from pathlib import Path
 
 import numpy as np
+import pytest
 
-from bastion.report import Severity
+from bastion.report import Finding, Severity
 from bastion.scan import ScanContext, Target
 from bastion.scan.checks.artifact import ArtifactIntegrity
 
 
-def _slugs(path: Path) -> dict[str, object]:
+def _slugs(path: Path) -> dict[str, Finding]:
     found = ArtifactIntegrity().run(Target(model_path=path), ScanContext())
     return {f.id.split("/")[1]: f for f in found}
 
@@ -23,10 +26,14 @@ def _safetensors(path: Path) -> Path:
 
 def test_safe_private_file_only_records_identity(tmp_path: Path) -> None:
     os.chmod(tmp_path, 0o755)
-    found = _slugs(_safetensors(tmp_path / "m.safetensors"))
+    path = _safetensors(tmp_path / "m.safetensors")
+    found = _slugs(path)
     assert set(found) == {"identity"}
-    assert found["identity"].evidence["format"] == "safetensors"
-    assert len(found["identity"].evidence["sha256"]) == 64
+    identity = found["identity"]
+    assert identity.severity is Severity.INFO
+    assert identity.evidence["format"] == "safetensors" and identity.evidence["suffix_agrees"]
+    assert identity.evidence["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert identity.metrics[0].value == path.stat().st_size and identity.metrics[0].unit == "bytes"
 
 
 def test_permissions_and_disguise(tmp_path: Path) -> None:
@@ -37,16 +44,48 @@ def test_permissions_and_disguise(tmp_path: Path) -> None:
     assert found["world-writable"].severity is Severity.CRITICAL
     assert found["folder-world-writable"].severity is Severity.MEDIUM
     assert found["suffix-mismatch"].severity is Severity.MEDIUM
+    assert not found["identity"].evidence["suffix_agrees"]
+    assert "group-writable" not in found  # world-writable already says it
     os.chmod(path, 0o664)
     os.chmod(tmp_path, 0o1777)  # sticky: others cannot replace our file
     found = _slugs(path)
-    assert "group-writable" in found and "world-writable" not in found
-    assert "folder-world-writable" not in found
+    assert found["group-writable"].severity is Severity.LOW and "world-writable" not in found
+    assert "folder-world-writable" not in found and "folder-group-writable" not in found
+
+
+@pytest.mark.parametrize(("folder_mode", "expected"), [
+    (0o775, {"folder-group-writable"}),
+    (0o755, set()),   # near miss: only the owner may write
+    (0o1775, set()),  # sticky bit: group members cannot replace others' files
+])
+def test_group_writable_folder(tmp_path: Path, folder_mode: int, expected: set[str]) -> None:
+    path = _safetensors(tmp_path / "m.safetensors")
+    os.chmod(tmp_path, folder_mode)
+    assert set(_slugs(path)) - {"identity"} == expected
 
 
 def test_pickle_formats_can_run_code(tmp_path: Path) -> None:
-    import pickle
-
     path = tmp_path / "m.pkl"
     path.write_bytes(pickle.dumps([1, 2, 3], protocol=4))
-    assert _slugs(path)["code-on-load"].severity is Severity.HIGH
+    found = _slugs(path)
+    assert found["code-on-load"].severity is Severity.HIGH
+    assert "bastion artifact scan" in found["code-on-load"].recommendation
+
+
+def test_model_folder_hashes_its_manifest_and_checks_every_file(tmp_path: Path) -> None:
+    model = tmp_path / "model"
+    (model / "sub").mkdir(parents=True)
+    os.chmod(tmp_path, 0o755)
+    os.chmod(model, 0o755)
+    os.chmod(model / "sub", 0o755)
+    _safetensors(model / "weights.safetensors")
+    (model / "sub" / "extra.pkl").write_bytes(pickle.dumps({"a": 1}))
+    os.chmod(model / "sub" / "extra.pkl", 0o646)
+    found = _slugs(model)
+    identity = found["identity"]
+    assert identity.evidence["files"] == 2 and identity.evidence["format"] == "directory"
+    before = identity.evidence["sha256"]
+    assert found["code-on-load"].evidence["files"] == ["sub/extra.pkl"]
+    assert found["world-writable"].evidence["files"] == ["sub/extra.pkl"]
+    (model / "sub" / "extra.pkl").write_bytes(pickle.dumps({"a": 2}))
+    assert _slugs(model)["identity"].evidence["sha256"] != before
