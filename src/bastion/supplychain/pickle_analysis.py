@@ -35,7 +35,6 @@ _JOBLIB_WRAPPER = "joblib.numpy_pickle.NumpyArrayWrapper"
 _TEXT_OPS = frozenset((0x49, 0x4C, 0x46, 0x53, 0x56, 0x50))
 _DTYPE_CODE = re.compile(r"[<>|=]?([A-Za-z?])(\d*)")
 
-_U8 = struct.Struct("<B").unpack_from
 _U16 = struct.Struct("<H").unpack_from
 _I32 = struct.Struct("<i").unpack_from
 _U32 = struct.Struct("<I").unpack_from
