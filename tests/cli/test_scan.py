@@ -82,7 +82,8 @@ def test_scan_writes_json_that_lists_checks_and_exit_code_follows_fail_on(
     files: dict[str, Path], tmp_path: Path
 ) -> None:
     args = ["scan", "--model", files["model"], "--data", files["train"], "--test",
-            files["test"], "--format", "json"]
+            files["test"], "--format", "json",
+            "--checks", "artifact-integrity,data-quality,model-baseline"]
     result = _bastion(*args, "--fail-on", "critical", cwd=tmp_path)
     assert result.returncode in (0, 1), result.stderr
     report = json.loads(result.stdout)
