@@ -64,8 +64,11 @@ def logit_confidence(p_true: np.ndarray, p_others: np.ndarray) -> np.ndarray:
     """LiRA's logit-scaled confidence ``log p_y - log(1 - p_y)`` (Carlini et al., 2022).
 
     ``1 - p_y`` is taken as the sum of the other classes' probabilities, which keeps
-    precision when ``p_y`` rounds to 1; both terms are floored at 1e-300 so a saturated
-    softmax gives a large finite value rather than inf.
+    precision when ``p_y`` rounds to 1. Both terms are floored at float32's epsilon
+    (about 1.2e-7): most adapters return float32 probabilities, which resolve nothing
+    finer near 1, and models with saturated or coarse outputs (a forest's vote shares
+    of 0 or 1) would otherwise put records at arbitrary extremes that swamp the
+    Gaussian fits.
     """
-    floor = 1e-300
+    floor = float(np.finfo(np.float32).eps)
     return np.asarray(np.log(np.maximum(p_true, floor)) - np.log(np.maximum(p_others, floor)))

@@ -57,7 +57,11 @@ class RMIA:
         ratio_z = np.sort(self._ratio(inputs, refs, inputs.population))
         # LR(x, z) >= γ  ⇔  ratio_z <= ratio_x / γ.
         count = np.searchsorted(ratio_z, ratio_x / self.gamma, side="right")
-        return np.asarray(count / len(ratio_z), dtype=np.float64)
+        # The count is non-decreasing in ratio_x, so breaking its ties by ratio_x (a
+        # value in [0, 1) added to an integer) keeps the paper's ranking and thresholds
+        # while letting the ROC resolve records that dominate the same z's.
+        tie_break = ratio_x / (1.0 + ratio_x)
+        return np.asarray((count + tie_break) / len(ratio_z), dtype=np.float64)
 
     def _ratio(
         self, inputs: MembershipInputs, refs: ReferenceModels, idx: np.ndarray
