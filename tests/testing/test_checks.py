@@ -1,73 +1,97 @@
-"""Every registered check passes the contract suite on a small, complete target."""
+"""Every registered check passes the contract suite; the suite catches what it should."""
 
+import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pytest
 
-from bastion.data import Dataset
-from bastion.scan import CHECKS, Target
+from bastion.registry import Registry
+from bastion.report import Finding, Severity
+from bastion.scan import CHECKS, ScanContext, Target
 from bastion.testing import check_check
-
-
-@pytest.fixture(scope="module")
-def make_target(tmp_path_factory: pytest.TempPathFactory):
-    import torch
-    from safetensors.torch import save_file
-
-    from bastion.models import TorchClassifier
-
-    torch.manual_seed(0)
-    rng = np.random.default_rng(0)
-    x = rng.random((90, 4)).astype(np.float32)
-    y = (x[:, 0] + x[:, 1] > 1).astype(np.int64) + (x[:, 2] > 0.7).astype(np.int64)
-    net = torch.nn.Sequential(torch.nn.Linear(4, 16), torch.nn.ReLU(), torch.nn.Linear(16, 3))
-    opt = torch.optim.Adam(net.parameters(), lr=0.05)
-    for _ in range(100):
-        opt.zero_grad()
-        loss = torch.nn.functional.cross_entropy(net(torch.from_numpy(x)), torch.from_numpy(y))
-        torch.autograd.backward(loss)
-        opt.step()
-    path: Path = tmp_path_factory.mktemp("model") / "net.safetensors"
-    save_file(net.state_dict(), str(path))
-    names = tuple(f"f{i}" for i in range(4))
-
-    def make() -> Target:
-        model = TorchClassifier(net.eval(), input_shape=(4,), n_classes=3)
-        return Target(
-            model=model, model_path=path, model_format="safetensors",
-            train=Dataset(x=x[:60], y=y[:60], kind="tabular", feature_names=names),
-            test=Dataset(x=x[60:], y=y[60:], kind="tabular", feature_names=names),
-        )
-
-    return make
+from bastion.testing.checks import synthetic_targets
 
 
 @pytest.mark.parametrize("name", CHECKS.names())
-def test_check_passes_the_contract(name: str, make_target) -> None:
-    check_check(name, CHECKS.get(name), make_target)
+def test_check_passes_the_contract(name: str) -> None:
+    check_check(CHECKS.get(name))
 
 
-def test_the_suite_catches_a_check_that_lies_about_its_ids(make_target) -> None:
-    from dataclasses import dataclass
-    from typing import ClassVar
+def test_synthetic_targets_are_complete_and_learnable(tmp_path: Path) -> None:
+    targets = synthetic_targets(tmp_path)
+    assert [t.train.kind for t in targets if t.train] == ["tabular", "image"]
+    for t in targets:
+        assert not t.missing(("model", "differentiable", "train", "test", "model-file", "labels"))
+        assert t.model is not None and t.test is not None and t.test.y is not None
+        accuracy = (t.model.predict_proba(t.test.x).argmax(axis=1) == t.test.y).mean()
+        assert accuracy >= 0.9
+        assert t.model_path is not None and t.model_path.is_file()
 
-    from bastion.report import Finding, Severity
 
-    @dataclass(frozen=True)
-    class Liar:
-        name: ClassVar[str] = "liar"
-        title: ClassVar[str] = "lies"
-        owasp: ClassVar[tuple[str, ...]] = ("ML01",)
-        atlas: ClassVar[tuple[str, ...]] = ()
-        needs: ClassVar[tuple[str, ...]] = ("model",)
+def test_without_torch_the_targets_use_a_numpy_model(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` now raises ImportError
+    tabular, image = synthetic_targets(tmp_path)
+    for t in (tabular, image):
+        assert t.model is not None and t.test is not None and t.test.y is not None
+        assert type(t.model).__name__ == "_Softmax" and not t.has("differentiable")
+        proba = t.model.predict_proba(t.test.x)
+        assert proba.sum(axis=1) == pytest.approx(np.ones(len(proba)), abs=1e-5)
+        assert (proba.argmax(axis=1) == t.test.y).mean() >= 0.9
+        assert t.model.n_queries == len(t.test)
 
-        def applies(self, target: Target) -> bool:
-            return target.model is not None
 
-        def run(self, target: Target, ctx: object) -> list[Finding]:
-            return [Finding(id="liar/x", check="liar", title="t", severity=Severity.LOW,
-                            owasp=["ML05"])]
+@dataclass(frozen=True, kw_only=True)
+class _Honest:
+    name: ClassVar[str] = "honest"
+    title: ClassVar[str] = "honest"
+    owasp: ClassVar[tuple[str, ...]] = ("ML01",)
+    atlas: ClassVar[tuple[str, ...]] = ("AML.T0015",)
+    needs: ClassVar[tuple[str, ...]] = ("model", "test")
+    owasp_used: str = "ML01"
+    random_title: bool = False
 
-    with pytest.raises(AssertionError, match="undeclared OWASP"):
-        check_check("liar", Liar, make_target)  # type: ignore[arg-type]
+    def applies(self, target: Target) -> bool:
+        return not target.missing(self.needs)  # type: ignore[arg-type]
+
+    def run(self, target: Target, ctx: ScanContext) -> list[Finding]:
+        title = str(np.random.default_rng().random()) if self.random_title else "t"
+        return [Finding(id="honest/x", check="honest", title=title, severity=Severity.LOW,
+                        owasp=[self.owasp_used])]
+
+
+def _registered(cls: type, name: str | None = None) -> Registry[type]:
+    registry: Registry[type] = Registry("check")
+    registry.register(name or cls.name)(cls)  # type: ignore[attr-defined]
+    return registry
+
+
+def _variant(**overrides: object) -> type:
+    """A subclass of the honest check with some behaviour changed."""
+    return dataclass(frozen=True, kw_only=True)(type("Variant", (_Honest,), {
+        "__annotations__": {k: type(v) for k, v in overrides.items()}, **overrides}))
+
+
+def test_an_honest_check_passes() -> None:
+    check_check(_Honest, registry=_registered(_Honest))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("cls", "registry", "needle"),
+    [
+        (_variant(owasp_used="ML05"), None, "undeclared OWASP"),
+        (_variant(random_title=True), None, "not deterministic"),
+        (_variant(atlas=("T0015",)), None, "ATLAS ids"),
+        (_variant(needs=("gpu",)), None, "skip reason"),
+        (_Honest, Registry("check"), "registered as nothing"),
+        (_Honest, _registered(_Honest, "other"), r"registered as \['other'\]"),
+    ],
+)
+def test_the_suite_catches_broken_checks(cls: type, registry: Registry[type] | None,
+                                         needle: str) -> None:
+    with pytest.raises(AssertionError, match=needle):
+        check_check(cls, registry=registry if registry is not None  # type: ignore[arg-type]
+                    else _registered(cls))
