@@ -1,0 +1,197 @@
+"""Membership-inference benchmark: bastion against IBM ART on one target and split.
+
+Run from the repository root (ART in its own venv, see RESULTS.md)::
+
+    .venv/bin/python benchmarks/inference/bench.py --out benchmarks/inference
+
+The target is an overfit random forest on generated 5-class data (10 % flipped labels,
+so memorisation shows). Everyone sees the same target: its probabilities on every
+record are computed once here and handed to ART through an ``.npz`` file, where a
+lookup table answers ART's black-box queries. Everyone is scored on the same 1,000
+members and 1,000 non-members (so 0.1 % FPR is one false positive). The attacker's
+other knowledge:
+
+* ART black-box (supervised) is trained on the other 1,000 members and 1,000
+  non-members, whose membership it is told (a stronger assumption than bastion's);
+* ART shadow models and bastion's references use the 2,000-record population pool;
+* bastion's reference models are trained on halves of the evaluated records plus
+  500 population records, the rest of the population being RMIA's ``z``.
+
+Writes ``results.json`` and ``RESULTS.md`` into ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.datasets import make_classification
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.metrics import roc_auc_score, roc_curve
+from threadpoolctl import threadpool_limits
+
+from bastion.attacks.inference import (
+    RMIA,
+    LiRA,
+    LossThreshold,
+    ShadowModels,
+    SklearnRecipe,
+    audit_membership,
+)
+from bastion.data.dataset import Dataset
+from bastion.models.sklearn import SklearnClassifier
+
+ROOT = Path(__file__).resolve().parents[2]
+ART_PYTHON = ROOT / "benchmarks" / ".venv-art" / "bin" / "python"
+BOUNDS = (-30.0, 30.0)
+
+
+def data(seed: int) -> dict[str, np.ndarray]:
+    x, y = make_classification(n_samples=6000, n_features=20, n_informative=10, n_classes=5,
+                               n_clusters_per_class=1, flip_y=0.1, random_state=seed)
+    return {"x": x.astype(np.float32), "y": y.astype(np.int64),
+            "members": np.arange(0, 2000), "nonmembers": np.arange(2000, 4000),
+            "population": np.arange(4000, 6000)}
+
+
+def low_fpr(scores: np.ndarray, member: np.ndarray) -> dict[str, float]:
+    fpr, tpr, _ = roc_curve(member, scores)
+    return {"auc": float(roc_auc_score(member, scores)),
+            "tpr_at_0.1pct": float(tpr[fpr <= 0.001].max()),
+            "tpr_at_1pct": float(tpr[fpr <= 0.01].max())}
+
+
+def run_bastion(d: dict[str, np.ndarray], est: RandomForestClassifier, n_refs: int,
+                seed: int) -> list[dict[str, Any]]:
+    x, y = d["x"], d["y"]
+    ev_in, ev_out = d["members"][1000:], d["nonmembers"][1000:]
+    model = SklearnClassifier(est, bounds=BOUNDS)
+    members = Dataset(x=x[ev_in], y=y[ev_in])
+    nonmembers = Dataset(x=x[ev_out], y=y[ev_out])
+    population = Dataset(x=x[d["population"][:500]], y=y[d["population"][:500]])
+    attacks = [LossThreshold(), ShadowModels(), LiRA(), LiRA(online=False), RMIA(),
+               RMIA(online=False)]
+    started = time.perf_counter()
+    audit = audit_membership(model, members, nonmembers, attacks=attacks,
+                             recipe=SklearnRecipe(estimator=est, bounds=BOUNDS),
+                             n_references=n_refs, population=population, seed=seed)
+    total = time.perf_counter() - started
+    assert audit.references is not None
+    out = []
+    for r in audit.results:
+        out.append({"tool": "bastion", "attack": r.attack, "auc": r.auc,
+                    "tpr_at_0.1pct": r.tpr_at_fpr[0.001], "tpr_at_1pct": r.tpr_at_fpr[0.01],
+                    "attack_time_s": r.wall_time_s})
+    shared = total - sum(o["attack_time_s"] for o in out)
+    uses_refs = {a.label for a in attacks if a.needs_references}
+    for row in out:
+        row["shared_reference_time_s"] = shared if row["attack"] in uses_refs else 0.0
+    out.append({"tool": "bastion", "attack": "_reference_model_fit",
+                "mean_fit_s": audit.references.train_time_s})
+    return out
+
+
+def run_art(d: dict[str, np.ndarray], probs: np.ndarray, seed: int) -> list[dict[str, Any]]:
+    if not ART_PYTHON.exists():
+        return [{"tool": "art", "error": f"{ART_PYTHON} not found"}]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "target.npz"
+        np.savez(path, probs=probs, **d)
+        done = subprocess.run(
+            [str(ART_PYTHON), str(Path(__file__).with_name("bench_art.py")), str(path),
+             str(seed)], capture_output=True, text=True, check=False,
+            env={"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+                 "PATH": "/usr/bin:/bin"})
+    if done.returncode:
+        return [{"tool": "art", "error": done.stderr.strip().splitlines()[-1]}]
+    return list(json.loads(done.stdout))
+
+
+def markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
+    lines = [
+        "# Membership inference: bastion vs IBM ART",
+        "",
+        f"Command: `{meta['command']}` ({meta['python']}, {meta['platform']}, one thread).",
+        "",
+        f"Target: random forest (100 trees) on generated 5-class data, trained on 2,000 "
+        f"records in {meta['target_fit_s']:.3f} s; train accuracy {meta['train_acc']:.3f}, "
+        f"test accuracy {meta['test_acc']:.3f}. Scored on the same 1,000 members and "
+        "1,000 non-members. bastion: "
+        f"{meta['n_references']} reference models, each fitted in "
+        f"{meta['ref_fit_s']:.3f} s on average "
+        f"({meta['ref_fit_s'] / meta['target_fit_s']:.2f}x the target's fit).",
+        "",
+        "| tool | attack | AUC | TPR @ 0.1 % FPR | TPR @ 1 % FPR | time (s) |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        if "error" in r:
+            lines.append(f"| {r['tool']} | not run: {r['error']} | | | | |")
+        elif "auc" in r:
+            t = r.get("attack_time_s", 0.0) + r.get("shared_reference_time_s", 0.0)
+            lines.append(f"| {r['tool']} | {r['attack']} | {r['auc']:.3f} | "
+                         f"{r['tpr_at_0.1pct']:.1%} | {r['tpr_at_1pct']:.1%} | {t:.2f} |")
+    lines += [
+        "",
+        "bastion times include the shared reference-model training (all of its "
+        "reference-model attacks reuse one set of models); ART times include its own shadow "
+        "models or attack-model training. ART's attack models are not seeded, so its rows "
+        "vary a little from run to run; bastion's are fixed by `--seed`.",
+        "",
+        "ART runs in its own environment, made once with:",
+        "",
+        "```",
+        "python3 -m venv benchmarks/.venv-art",
+        "benchmarks/.venv-art/bin/pip install adversarial-robustness-toolbox==1.20.1 "
+        "scikit-learn numpy scipy packaging tqdm",
+        "```",
+        "",
+        "Not measured yet: ML Privacy Meter, DP-SGD (Opacus) targets at ε = 1 and 8, "
+        "extraction against ART's CopycatCNN/KnockoffNets.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/inference"))
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--n-references", type=int, default=16)
+    args = parser.parse_args()
+    with threadpool_limits(limits=1):
+        d = data(args.seed)
+        x, y = d["x"], d["y"]
+        est = RandomForestClassifier(n_estimators=100, random_state=args.seed, n_jobs=1)
+        started = time.perf_counter()
+        est.fit(x[d["members"]], y[d["members"]])
+        fit_s = time.perf_counter() - started
+        probs = est.predict_proba(x)
+        rows = run_bastion(d, est, args.n_references, args.seed)
+        rows += run_art(d, probs, args.seed)
+    ref = next(r for r in rows if r.get("attack") == "_reference_model_fit")
+    meta = {
+        "command": "  ".join(["python", *sys.argv]).replace("  ", " "),
+        "python": platform.python_version(),
+        "platform": platform.platform(terse=True),
+        "target_fit_s": fit_s,
+        "ref_fit_s": ref["mean_fit_s"],
+        "n_references": args.n_references,
+        "train_acc": float((est.predict(x[d["members"]]) == y[d["members"]]).mean()),
+        "test_acc": float((est.predict(x[d["nonmembers"]]) == y[d["nonmembers"]]).mean()),
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
+    (args.out / "RESULTS.md").write_text(markdown(rows, meta))
+
+
+if __name__ == "__main__":
+    main()
