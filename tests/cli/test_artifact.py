@@ -113,3 +113,19 @@ def test_bom_through_the_cli(files: dict[str, Path], tmp_path: Path) -> None:
     assert run.returncode == 0, run.stderr
     doc = json.loads(out.read_text())
     assert [c["name"] for c in doc["components"]] == ["clean.pkl"]
+
+
+def test_every_report_format_through_the_shared_renderers(
+    files: dict[str, Path], tmp_path: Path
+) -> None:
+    import jsonschema
+
+    sarif_schema = Path(__file__).parents[1] / "report" / "fixtures" / "sarif-2.1.0-rtm.5.json"
+    for name in ("r.sarif", "r.html", "r.md"):
+        run = _bastion(files["evil"], "--out", tmp_path / name, "--quiet", cwd=tmp_path)
+        assert run.returncode == 1, run.stderr
+    sarif = json.loads((tmp_path / "r.sarif").read_text())
+    jsonschema.Draft4Validator(json.loads(sarif_schema.read_text())).validate(sarif)
+    assert sarif["runs"][0]["results"][0]["level"] == "error"
+    assert "getcwd" in (tmp_path / "r.html").read_text()
+    assert "critical" in (tmp_path / "r.md").read_text()

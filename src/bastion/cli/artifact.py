@@ -121,19 +121,19 @@ def _run(paths: list[Path], settings: ArtifactScanSettings) -> int:
 
     from bastion.cli._ui import err_console, print_summary, progress_bars
     from bastion.report.finding import Severity
+    from bastion.report.write import format_from_suffix, render, write_report
     from bastion.supplychain import scan_path
 
-    fmt = settings.format or (_format_from_suffix(settings.out) if settings.out else "json")
+    fmt = settings.format or (format_from_suffix(settings.out) if settings.out else "json")
     to_stdout = settings.out is None
     started, clock = datetime.now(UTC), time.perf_counter()
     with progress_bars(quiet=settings.quiet or to_stdout) as sink:
         result = scan_path(paths, progress=sink, hashes=settings.hashes)
     report = _report(result, settings, started, time.perf_counter() - clock)
-    text = _render(report, fmt)
     if settings.out is None:
-        sys.stdout.write(text)
+        sys.stdout.write(render(report, fmt))
     else:
-        _write(report, settings.out, fmt, text)
+        write_report(report, settings.out, fmt)
         if not settings.quiet:
             print_summary(report)
             err_console.print(f"Report written to [bold]{escape(str(settings.out))}[/]")
@@ -176,37 +176,3 @@ def _report(
         skipped=[SkippedCheck(check="supplychain", reason=f"{s.path}: {s.reason}")
                  for s in result.skipped],
     )
-
-
-def _format_from_suffix(path: Path) -> str:
-    from bastion.errors import ConfigError
-
-    suffix = path.suffix.lower().lstrip(".")
-    known = {"json": "json", "sarif": "sarif", "html": "html", "htm": "html", "md": "md",
-             "markdown": "md"}
-    if suffix not in known:
-        raise ConfigError(f"cannot tell the report format from {path.name}: pass --format")
-    return known[suffix]
-
-
-def _render(report: Report, fmt: str) -> str:
-    """The report in ``fmt``, through bastion.report's renderers (JSON works without them)."""
-    try:
-        from bastion.report.write import render
-    except ImportError:
-        if fmt == "json":
-            return report.model_dump_json(indent=2) + "\n"
-        from bastion.errors import ConfigError
-
-        raise ConfigError(f"the {fmt} renderer is not installed in this build: use --format json")\
-            from None
-    return str(render(report, fmt))
-
-
-def _write(report: Report, out: Path, fmt: str, text: str) -> None:
-    try:
-        from bastion.report.write import write_report
-    except ImportError:
-        out.write_text(text, encoding="utf-8")
-        return
-    write_report(report, out, fmt)
