@@ -1,7 +1,10 @@
+import math
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bastion.data import Dataset, load_split, split_dataset
 from bastion.errors import ConfigError, InvalidDataError, ShapeMismatchError
@@ -58,3 +61,20 @@ def test_load_split_refuses_files_that_disagree(tmp_path: Path, test_csv: str, e
     (tmp_path / "test.csv").write_text(test_csv)
     with pytest.raises(error, match=needle):
         load_split(tmp_path / "train.csv", tmp_path / "test.csv")
+
+
+@settings(derandomize=True, max_examples=40, deadline=None)
+@given(labels=st.lists(st.integers(0, 3), min_size=4, max_size=60),
+       fraction=st.floats(0.1, 0.9), seed=st.integers(0, 2**16))
+def test_split_partitions_the_rows_for_any_labels(labels: list[int], fraction: float,
+                                                  seed: int) -> None:
+    ds = _ds(labels)
+    if not 0 < math.ceil(fraction * len(ds)) < len(ds):
+        with pytest.raises(InvalidDataError, match="leaves one side empty"):
+            split_dataset(ds, test_fraction=fraction, seed=seed)
+        return
+    train, test = split_dataset(ds, test_fraction=fraction, seed=seed)
+    again, _ = split_dataset(ds, test_fraction=fraction, seed=seed)
+    assert sorted(np.r_[train.x[:, 0], test.x[:, 0]].tolist()) == ds.x[:, 0].tolist()
+    assert len(train) >= 1 and len(test) >= 1
+    np.testing.assert_array_equal(train.x, again.x)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from pathlib import Path
 
@@ -24,8 +25,12 @@ def split_dataset(ds: Dataset, *, test_fraction: float, seed: int) -> tuple[Data
 
     if not 0.0 < test_fraction < 1.0:
         raise ConfigError(f"test_fraction {test_fraction} must lie strictly between 0 and 1")
-    if len(ds) < 2:
-        raise InvalidDataError(f"{ds.name or 'data'} has {len(ds)} sample(s); a split needs 2")
+    n_test = math.ceil(test_fraction * len(ds))  # how scikit-learn rounds
+    if not 0 < n_test < len(ds):
+        raise InvalidDataError(
+            f"a {test_fraction:g} test fraction of {len(ds)} sample(s) leaves one side empty: "
+            "give more data or another fraction"
+        )
     stratify = None
     if ds.y is not None:
         counts = np.bincount(ds.y)

@@ -2,6 +2,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bastion.data import Dataset
 from bastion.errors import InvalidDataError
@@ -125,3 +127,15 @@ def test_labels_beyond_the_model_classes_are_an_input_error() -> None:
     y = np.array([0, 1, 2])
     with pytest.raises(InvalidDataError, match="label 2"):
         _run(np.eye(2)[[0, 1, 1]], y)
+
+
+@settings(derandomize=True, max_examples=50, deadline=None)
+@given(n=st.integers(1, 80), k=st.integers(2, 5), seed=st.integers(0, 2**16))
+def test_ece_is_a_weighted_gap_between_zero_and_one(n: int, k: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    proba = rng.dirichlet(np.ones(k), size=n)
+    y = rng.integers(0, k, n)
+    ece, conf, acc, counts = expected_calibration_error(proba, y)
+    assert 0.0 <= ece <= 1.0 and counts.sum() == n
+    used = counts > 0
+    assert np.all((conf[used] >= 1 / k - 1e-9) & (conf[used] <= 1)) and np.all(acc[used] <= 1)
