@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sklearn.datasets import load_breast_cancer, load_digits
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
@@ -172,3 +174,16 @@ def test_steals_a_model_served_over_http(served_model: dict[str, Any]) -> None:
     assert model.n_queries == served_model["seen"]["inputs"]
     assert result.n_queries == 150
     assert result.fidelity > 0.9
+
+
+@settings(max_examples=15, deadline=None, derandomize=True)
+@given(budget=st.integers(1, 120), rounds=st.integers(1, 5))
+def test_budget_is_never_exceeded_and_all_queries_counted(budget: int, rounds: int) -> None:
+    rng = np.random.default_rng(0)
+    x = rng.random((60, 4)).astype(np.float32)
+    model = SklearnClassifier(LogisticRegression().fit(x, x[:, 0] > 0.5))
+    result = extract_model(model, RandomQueries(), budget=budget, n_rounds=rounds,
+                           eval_x=x[:10], epochs=1)
+    assert result.n_queries == budget
+    assert model.n_queries == budget + 10
+    assert [s.n_queries for s in result.steps] == sorted(s.n_queries for s in result.steps)

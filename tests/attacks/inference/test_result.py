@@ -1,5 +1,7 @@
 import numpy as np
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 from bastion.attacks.inference._result import measure, tpr_at_fpr
 from bastion.errors import InvalidDataError, ShapeMismatchError
@@ -61,3 +63,23 @@ def test_mismatched_lengths_are_refused() -> None:
 def test_nan_scores_are_refused() -> None:
     with pytest.raises(InvalidDataError, match="NaN"):
         measure("t", np.array([np.nan, 1.0]), np.array([True, False]), np.zeros(2, dtype=int))
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(st.lists(st.tuples(st.floats(-1e6, 1e6), st.booleans(), st.integers(0, 3)),
+                min_size=2, max_size=200))
+def test_result_invariants(rows: list[tuple[float, bool, int]]) -> None:
+    scores = np.array([r[0] for r in rows])
+    member = np.array([r[1] for r in rows])
+    y = np.array([r[2] for r in rows])
+    assume(member.any() and not member.all())
+    result = measure("h", scores, member, y, n_exposed=5)
+    assert 0.0 <= result.auc <= 1.0
+    assert 0.5 <= result.balanced_accuracy <= 1.0
+    assert result.tpr_at_fpr[0.001] <= result.tpr_at_fpr[0.01]
+    assert member[result.most_exposed].all()
+    assert len(result.most_exposed) == min(5, int(member.sum()))
+    exposed_scores = scores[result.most_exposed]
+    assert (np.diff(exposed_scores) <= 0).all()
+    # Flipping the scores' sign mirrors the AUC.
+    assert measure("h", -scores, member, y).auc == pytest.approx(1.0 - result.auc)

@@ -73,7 +73,10 @@ class EntryPointRecipe:
     """A ``package.module:function`` that trains a model: ``fn(x, y, *, seed) -> Classifier``.
 
     This is how a torch (or any other) training loop is given: the function builds,
-    trains and wraps the model (e.g. in :class:`bastion.models.TorchClassifier`).
+    trains and wraps the model (e.g. in :class:`bastion.models.TorchClassifier`). With
+    ``n_jobs > 1`` several calls run at once in threads, so the function should draw
+    randomness only from generators seeded with ``seed`` (``torch.Generator``), never
+    from global state such as ``torch.manual_seed``.
     """
 
     entry_point: str
