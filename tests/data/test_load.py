@@ -1,3 +1,4 @@
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -152,7 +153,8 @@ def _object_npz(p: Path) -> None:
         (_corrupt_npz, UnreadableInputError, "damaged npz"),
     ],
 )
-def test_bad_files_raise_one_line_errors(tmp_path: Path, make, error: type, needle: str) -> None:
+def test_bad_files_raise_one_line_errors(tmp_path: Path, make: Callable[[Path], object],
+                                         error: type[Exception], needle: str) -> None:
     path = tmp_path / "data.npz"
     make(path)
     with pytest.raises(error) as info:

@@ -76,7 +76,7 @@ def _variant(**overrides: object) -> type:
 
 
 def test_an_honest_check_passes() -> None:
-    check_check(_Honest, registry=_registered(_Honest))  # type: ignore[arg-type]
+    check_check(_Honest, registry=_registered(_Honest))
 
 
 @pytest.mark.parametrize(
@@ -93,5 +93,4 @@ def test_an_honest_check_passes() -> None:
 def test_the_suite_catches_broken_checks(cls: type, registry: Registry[type] | None,
                                          needle: str) -> None:
     with pytest.raises(AssertionError, match=needle):
-        check_check(cls, registry=registry if registry is not None  # type: ignore[arg-type]
-                    else _registered(cls))
+        check_check(cls, registry=registry if registry is not None else _registered(cls))

@@ -29,7 +29,8 @@ class _Fixed:
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         self.n_queries += len(x)
         self.batches.append(len(x))
-        return self.proba[x[:, 0].astype(int)]
+        rows: np.ndarray = self.proba[x[:, 0].astype(int)]
+        return rows
 
 
 def _rows(n: int) -> np.ndarray:
