@@ -141,12 +141,13 @@ def test_unlabelled_nonmembers_are_refused(split: tuple[Dataset, Dataset]) -> No
 
 
 @pytest.mark.slow
-def test_online_lira_with_enough_references_wins_at_0_1pct_fpr(
+def test_online_lira_with_enough_references_wins_at_low_fpr(
         split: tuple[Dataset, Dataset]) -> None:
     """Carlini et al.: online LiRA needs many IN/OUT models (here 32 of each, enough for
     per-record variances), and then leads at low FPR."""
     audit = _audit(RandomForestClassifier(n_estimators=30, random_state=0), split,
                    attacks=[LossThreshold(), LiRA()], n_references=64)
     base, lira = audit.results
-    assert lira.tpr_at_fpr[0.001] > 3 * max(base.tpr_at_fpr[0.001], 0.01)
+    # 500 non-members resolve 1 % FPR (5 false alarms), not 0.1 %.
+    assert lira.tpr_at_fpr[0.01] > 0.4 > 5 * base.tpr_at_fpr[0.01]
     assert audit.strongest() is lira
