@@ -251,14 +251,18 @@ def test_skops_refuses_untrusted_types(
         load_model(tmp_path / "p.skops")
 
 
-@pytest.mark.parametrize(
-    "payload",
-    [pickle.dumps({"weights": [1.0, 2.0]}, protocol=p) for p in (0, 2, 4, 5)],
-    ids=["proto0", "proto2", "proto4", "proto5"],
-)
+HOSTILE = {  # harmless if ever run (os.getcwd), and never run: the scanner refuses them
+    "proto0": b"cposix\ngetcwd\n(tR.",
+    "proto2": b"\x80\x02cposix\ngetcwd\n)R.",
+    "proto4": b"\x80\x04\x95\x15\x00\x00\x00\x00\x00\x00\x00\x8c\x05posix\x8c\x06getcwd\x93)R.",
+}
+
+
+@pytest.mark.parametrize("payload", list(HOSTILE.values()), ids=list(HOSTILE))
 @pytest.mark.parametrize("name", ["model.pkl", "model.bin", "model.safetensors"])
-def test_pickles_are_refused_without_being_loaded(
-    tmp_path: Path, payload: bytes, name: str, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("trust", [False, True])
+def test_hostile_pickles_are_refused_without_being_loaded(
+    tmp_path: Path, payload: bytes, name: str, trust: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def never(*args: object, **kw: object) -> None:
         raise AssertionError("a pickle was loaded")
@@ -266,17 +270,33 @@ def test_pickles_are_refused_without_being_loaded(
     monkeypatch.setattr(pickle, "load", never)
     monkeypatch.setattr(pickle, "loads", never)
     (tmp_path / name).write_bytes(payload)
-    with pytest.raises(UnsafeArtifactError, match="can run code when loaded") as info:
-        load_model(tmp_path / name, input_shape=(4,))
-    assert "bastion artifact scan" in str(info.value)
+    with pytest.raises(UnsafeArtifactError, match="refusing to load") as info:
+        load_model(tmp_path / name, input_shape=(4,), trust=trust)
+    message = str(info.value)
+    assert str(tmp_path / name) in message and "bastion artifact scan" in message
+    assert "--trust" not in message  # trust never opens the door to an unpickler
 
 
-def test_joblib_is_refused(tmp_path: Path) -> None:
+@pytest.mark.parametrize("compress", [0, 3])
+def test_cleared_sklearn_pickle_and_joblib_load_and_predict(tmp_path: Path, compress: int) -> None:
     import joblib
+    from sklearn.linear_model import LogisticRegression
 
-    joblib.dump({"w": np.zeros(3)}, tmp_path / "m.joblib", compress=3)
-    with pytest.raises(UnsafeArtifactError, match="joblib file"):
-        load_model(tmp_path / "m.joblib")
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(60, 4))
+    clf = LogisticRegression().fit(x, (x[:, 0] > 0).astype(int))
+    (tmp_path / "m.pkl").write_bytes(pickle.dumps(clf, protocol=5))
+    joblib.dump(clf, tmp_path / "m.joblib", compress=compress)
+    for name in ("m.pkl", "m.joblib"):
+        model = load_model(tmp_path / name, bounds=(-5.0, 5.0))
+        np.testing.assert_allclose(model.predict_proba(x[:5]), clf.predict_proba(x[:5]),
+                                   atol=1e-6)
+
+
+def test_a_cleared_pickle_that_is_not_a_model(tmp_path: Path) -> None:
+    (tmp_path / "m.pkl").write_bytes(pickle.dumps({"weights": [1.0, 2.0]}))
+    with pytest.raises(UnsupportedModelError, match="cannot adapt a dict"):
+        load_model(tmp_path / "m.pkl")
 
 
 def test_path_errors(tmp_path: Path) -> None:

@@ -277,3 +277,19 @@ def test_hugging_face_tokenizer_config_template_is_checked(tmp_path: Path) -> No
         {"chat_template": "{{ cycler.__init__.__globals__.os.popen('id').read() }}"}))
     [finding] = scan_path(tmp_path).findings
     assert finding.evidence["rule"] == "template-injection"
+
+
+def test_bare_zlib_joblib_is_decompressed_and_judged(tmp_path: Path) -> None:
+    """joblib's default compressor writes a bare zlib stream (no 'ZF' prefix)."""
+    import zlib
+
+    from bastion.supplychain import scan_path as scan
+
+    x = np.random.default_rng(0).normal(size=(30, 3))
+    joblib.dump(LogisticRegression().fit(x, (x[:, 0] > 0).astype(int)),
+                tmp_path / "benign.joblib", compress=3)
+    (tmp_path / "hostile.joblib").write_bytes(zlib.compress(b"\x80\x02cposix\ngetcwd\n)R."))
+    benign = scan(tmp_path / "benign.joblib")
+    assert benign.clear and benign.files[0].format == "joblib-zlib"
+    hostile = scan(tmp_path / "hostile.joblib")
+    assert [f.severity.value for f in hostile.findings] == ["critical"]

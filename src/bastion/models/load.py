@@ -86,7 +86,8 @@ def load_model(
     ``input_shape`` is the shape of one sample; it may be left out for ONNX and
     ``torch.export`` files (they record it) and scikit-learn models. ``trust`` is the
     user's explicit override of the artifact scanner for TorchScript and ``.pt2`` files;
-    it never makes bastion unpickle a pickle or joblib file.
+    it never makes bastion unpickle a pickle or joblib file: those are loaded only when
+    the scanner clears them.
     """
     text = os.fspath(source)
     if text.startswith(("http://", "https://")):
@@ -130,11 +131,10 @@ def load_model(
             return as_classifier(_skops(path), input_shape=input_shape, bounds=bounds,
                                  device=device)
         case Format.PICKLE | Format.JOBLIB:
-            raise UnsafeArtifactError(
-                f"{path} is a {fmt} file, which can run code when loaded, so bastion does not "
-                f"unpickle it; check it with 'bastion artifact scan {path}' and re-save the "
-                "model as skops, ONNX or safetensors"
-            )
+            from bastion.models.adapt import as_classifier
+
+            return as_classifier(_unpickle_cleared(path, fmt), input_shape=input_shape,
+                                 n_classes=n_classes, bounds=bounds, device=device)
         case Format.DIRECTORY:
             raise UnreadableInputError(f"{path} is a folder; give a model file ({LOADABLE})")
     hint = _HINTS.get(fmt, f"its content is {fmt}")
@@ -161,6 +161,38 @@ def _clear(path: Path, trust: bool) -> None:
     from bastion.supplychain.scanner import clear_for_loading
 
     clear_for_loading(path, trust=trust)
+
+
+def _unpickle_cleared(path: Path, fmt: Format) -> Any:
+    """Unpickle a pickle or joblib file only when the artifact scanner cleared it.
+
+    The file is first copied into a private temporary folder, and that copy is both
+    scanned and loaded, so the file cannot be swapped between the verdict and the load.
+    ``--trust`` does not apply here: only a cleared file ever reaches an unpickler.
+    """
+    import shutil
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="bastion-load-") as tmp:
+        copy = Path(tmp) / path.name
+        _read(path, lambda: shutil.copyfile(path, copy))
+        try:
+            _clear(copy, trust=False)
+        except UnsafeArtifactError as err:
+            raise UnsafeArtifactError(
+                str(err).replace(str(copy), str(path)).replace(
+                    ", or pass --trust for this file if you know where it came from",
+                    "; re-save the model as skops, ONNX or safetensors",
+                )
+            ) from None
+        if fmt is Format.JOBLIB:
+            import joblib
+
+            return _read(path, lambda: joblib.load(copy))
+        import pickle
+
+        with copy.open("rb") as handle:
+            return _read(path, lambda: pickle.load(handle))
 
 
 def _torch(module: torch.nn.Module, **kw: Any) -> Classifier:

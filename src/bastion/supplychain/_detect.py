@@ -65,7 +65,9 @@ def detect(head: bytes, name: str, size: int) -> str:
         return "xz"
     if head[:4] == b"\x04\x22\x4d\x18":
         return "lz4"
-    if head[:2] == b"ZF":
+    if head[:2] == b"ZF" or _is_zlib(head):
+        # joblib's old 'ZF0x<length>' prefix, or a bare zlib stream (joblib's default
+        # compressor since 0.10: ``compress=3`` writes one).
         return "joblib-zlib"
     if len(head) > 262 and head[257:262] == b"ustar":
         return "tar"
@@ -103,3 +105,7 @@ def _is_text(head: bytes) -> bool:
         return False
     return b"\x00" not in head
 
+
+def _is_zlib(head: bytes) -> bool:
+    """A zlib header (RFC 1950): deflate with a window <= 32 KiB and a valid check value."""
+    return len(head) > 1 and head[0] == 0x78 and (head[0] << 8 | head[1]) % 31 == 0
