@@ -53,7 +53,24 @@ def test_planted_problems_are_found_with_exact_counts() -> None:
     assert found["constant-features"].evidence["features"] == ["f3"]
     leak = found["train-test-overlap"]
     assert leak.evidence["test_rows"] == list(range(20))  # the first 20 of 30
+    assert leak.evidence["train_rows"] == list(range(100, 120))
     assert leak.metrics[0].value == 30 and leak.severity is Severity.HIGH
+    assert leak.metrics[2].value == 0  # train and test rows alternate labels alike
+
+
+def test_leakage_survives_a_dtype_change_and_counts_relabelled_rows() -> None:
+    train, test = _clean(), _clean(seed=1)
+    x = train.x.copy()
+    x[20, 0] = 0.0
+    tx = test.x.astype(np.float64)
+    ty = np.array(test.y)
+    tx[:3], ty[:3] = x[10:13], 1 - np.arange(10, 13) % 2  # same values as float64, relabelled
+    tx[3], ty[3] = x[20], 0  # same row and label, with -0.0 where train has 0.0
+    tx[3, 0] = -0.0
+    found = _by_slug(Target(train=_with(train, x), test=_with(test, tx, ty)))
+    leak = found["train-test-overlap"]
+    assert leak.evidence["test_rows"] == [0, 1, 2, 3]
+    assert leak.metrics[2].value == 3 and leak.severity is Severity.MEDIUM  # 2 % of test
 
 
 def test_near_misses_do_not_fire() -> None:

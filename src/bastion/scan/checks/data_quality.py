@@ -50,7 +50,9 @@ def _feature(ds: Dataset, column: int) -> str:
 
 
 def _row_hashes(x: np.ndarray) -> list[bytes]:
-    flat = np.ascontiguousarray(x.reshape(len(x), -1))
+    """One digest per row of values: float32 and float64 copies of a row hash alike,
+    and so do 0.0 and -0.0 (adding 0.0 turns -0.0 into 0.0)."""
+    flat = np.ascontiguousarray(x.reshape(len(x), -1), dtype=np.float64) + 0.0
     return [hashlib.blake2b(row.tobytes(), digest_size=16).digest() for row in flat]
 
 
@@ -193,17 +195,24 @@ class DataQuality:
     def _leakage(self, train: Dataset, test: Dataset) -> list[Finding]:
         if train.sample_shape != test.sample_shape:
             return []
-        seen = set(_row_hashes(train.x))
-        rows = [i for i, h in enumerate(_row_hashes(test.x)) if h in seen]
-        if not rows:
+        seen: dict[bytes, int] = {}
+        for i, h in enumerate(_row_hashes(train.x)):
+            seen.setdefault(h, i)
+        pairs = [(i, seen[h]) for i, h in enumerate(_row_hashes(test.x)) if h in seen]
+        if not pairs:
             return []
+        rows = [i for i, _ in pairs]
         fraction = len(rows) / len(test)
+        relabelled = 0 if train.y is None or test.y is None else \
+            sum(int(test.y[i] != train.y[j]) for i, j in pairs)
         return [self._f(
             "train-test-overlap", f"{len(rows)} test samples also appear in the training data",
             Severity.HIGH if fraction >= 0.10 else Severity.MEDIUM,
             metrics=[Metric(name="overlap", value=len(rows), unit="rows"),
-                     Metric(name="overlap fraction", value=fraction, unit="ratio")],
-            evidence={"test_rows": rows[:_TOP]},
+                     Metric(name="overlap fraction", value=fraction, unit="ratio"),
+                     Metric(name="overlap with another label", value=relabelled, unit="rows")],
+            evidence={"test_rows": rows[:_TOP],
+                      "train_rows": [j for _, j in pairs[:_TOP]]},
             description="Leaked test samples make accuracy and robustness look better than "
                         "they are, and they hide membership-inference risk.",
             recommendation="Deduplicate across the split and re-evaluate on clean held-out "
