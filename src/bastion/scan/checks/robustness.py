@@ -59,7 +59,7 @@ _GRIDS = {
     "standard": (1 / 255, 2 / 255, 4 / 255, REFERENCE_FRACTION, 16 / 255, 32 / 255),
     "thorough": (1 / 255, 2 / 255, 4 / 255, REFERENCE_FRACTION, 16 / 255, 32 / 255),
 }
-_SAMPLES = {"quick": 200, "standard": 500, "thorough": 1000}
+_SAMPLES = {"quick": 100, "standard": 500, "thorough": 1000}
 
 
 def severity_for(ratio: float) -> Severity:
