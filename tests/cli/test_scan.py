@@ -41,7 +41,8 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     np.savez(root / "nan.npz", x=nan, y=y)
     np.savez(root / "labels.npz", x=x, y=np.where(y == 2, 7, y))
     (root / "noise.bin").write_bytes(bytes(range(256)) * 4)
-    (root / "pickled.pkl").write_bytes(pickle.dumps({"weights": [1.0, 2.0]}))
+    (root / "pickled.pkl").write_bytes(b"\x80\x02cposix\ngetcwd\n)R.")  # never run
+    (root / "notmodel.pkl").write_bytes(pickle.dumps({"weights": [1.0, 2.0]}))
     (root / "adir").mkdir()
     return {p.name.split(".")[0]: p for p in root.iterdir()}
 
@@ -54,7 +55,8 @@ BAD = [
     ("NaN in data", ["--model", "{model}", "--data", "{nan}"], "NaN"),
     ("labels out of range", ["--model", "{model}", "--data", "{labels}"], "label"),
     ("unknown format", ["--model", "{noise}", "--data", "{train}"], "content is unknown"),
-    ("pickle as model", ["--model", "{pickled}", "--data", "{train}"], "bastion artifact scan"),
+    ("hostile pickle", ["--model", "{pickled}", "--data", "{train}"], "bastion artifact scan"),
+    ("pickle not a model", ["--model", "{notmodel}", "--data", "{train}"], "cannot adapt"),
     ("unknown check", ["--data", "{train}", "--checks", "no-such"], "unknown check"),
     ("bad severity", ["--data", "{train}", "--fail-on", "severe"], "fail_on"),
     ("nothing given", [], "nothing to scan"),
