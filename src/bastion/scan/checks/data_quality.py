@@ -7,10 +7,11 @@ What it looks for, and the severity thresholds:
 - the same sample with different labels (conflicting duplicates): medium from one
   pair — label noise or label flipping;
 - test samples that also appear in the training data (leakage): medium from one,
-  high when at least 10 % of the test set — accuracy is overstated;
+  high when at least 10 % of the test set — accuracy is overstated; leaked rows that
+  carry another label than their training twin are counted apart;
 - class imbalance, largest over smallest class: low from 3x, medium from 10x;
   a class present in training but missing from the test set: low;
-- exact duplicates (byte-identical rows): low from 5 % of the rows, else info;
+- exact duplicates (rows with identical values): low from 5 % of the rows, else info;
 - outliers by IsolationForest (scores below Tukey's lower fence, Q1 - 1.5 IQR):
   low when more than 5 % of the rows are anomalous (a cluster of odd rows is what
   poisoning often looks like), else info;
@@ -50,8 +51,11 @@ def _feature(ds: Dataset, column: int) -> str:
 
 
 def _row_hashes(x: np.ndarray) -> list[bytes]:
-    """One digest per row of values: float32 and float64 copies of a row hash alike,
-    and so do 0.0 and -0.0 (adding 0.0 turns -0.0 into 0.0)."""
+    """One digest per row, by value: equal rows hash alike whatever their dtype.
+
+    Rows are widened to float64 (exact for float32 and small ints), and 0.0 is added
+    so that -0.0 and 0.0 give the same bytes.
+    """
     flat = np.ascontiguousarray(x.reshape(len(x), -1), dtype=np.float64) + 0.0
     return [hashlib.blake2b(row.tobytes(), digest_size=16).digest() for row in flat]
 
