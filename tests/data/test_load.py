@@ -67,6 +67,21 @@ def test_csv_integer_valued_labels_and_nan_features(tmp_path: Path) -> None:
     assert np.isnan(ds.x[0, 1]) and ds.feature_names == ("a", "b")
 
 
+@pytest.mark.parametrize("sep", [";", "\t", "|"])
+def test_csv_delimiters_are_sniffed(tmp_path: Path, sep: str) -> None:
+    (tmp_path / "t.csv").write_text(sep.join(["a", "b", "label"]) + "\n" +
+                                    sep.join(["1.5", "2", "0"]) + "\n" +
+                                    sep.join(["3", "4.25", "1"]) + "\n")
+    ds = load_dataset(tmp_path / "t.csv")
+    assert ds.feature_names == ("a", "b") and ds.x.tolist() == [[1.5, 2.0], [3.0, 4.25]]
+
+
+def test_single_column_csv_is_features_only(tmp_path: Path) -> None:
+    (tmp_path / "t.csv").write_text("a\n1\n2\n3\n")
+    ds = load_dataset(tmp_path / "t.csv")
+    assert ds.y is None and ds.x.shape == (3, 1)
+
+
 def test_parquet_with_named_label(tmp_path: Path) -> None:
     import pandas as pd
 

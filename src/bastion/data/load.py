@@ -155,11 +155,23 @@ def _npz(path: Path, x_key: str | None, y_key: str | None) -> Dataset:
     return Dataset(x=x, y=y, kind=_array_kind(x), name=path.stem, path=path)
 
 
+def _delimiter(path: Path) -> str:
+    """The field separator (comma, semicolon, tab or bar) sniffed from the first lines."""
+    import csv
+
+    with path.open(newline="", errors="replace") as f:
+        head = f.read(64 * 1024)
+    try:
+        return csv.Sniffer().sniff(head, delimiters=",;\t|").delimiter
+    except csv.Error:  # one column, or nothing to tell apart
+        return ","
+
+
 def _table(path: Path, label: str | None, *, csv: bool) -> Dataset:
     import pandas as pd
 
     try:
-        frame = pd.read_csv(path) if csv else pd.read_parquet(path)
+        frame = pd.read_csv(path, sep=_delimiter(path)) if csv else pd.read_parquet(path)
     except UnicodeDecodeError:
         raise InvalidDataError(f"{path} is not UTF-8 text: save the CSV as UTF-8") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, OSError, ValueError) as err:
