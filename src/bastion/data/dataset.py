@@ -8,7 +8,9 @@ from typing import Literal
 
 import numpy as np
 
-__all__ = ["Dataset"]
+__all__ = ["Dataset", "Kind"]
+
+Kind = Literal["image", "tabular", "other"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -21,7 +23,7 @@ class Dataset:
 
     x: np.ndarray
     y: np.ndarray | None = None
-    kind: Literal["image", "tabular", "other"] = "other"
+    kind: Kind = "other"
     feature_names: tuple[str, ...] = ()
     class_names: tuple[str, ...] = ()
     name: str = ""

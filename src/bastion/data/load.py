@@ -3,6 +3,13 @@
 Supported: numpy ``.npy`` (features only) and ``.npz`` (features and labels), CSV and
 Parquet tables (one label column), and image folders (``root/<class>/<image>``).
 ``np.load`` always runs with ``allow_pickle=False``: an object array is refused.
+
+Encodings, fixed so the same file always gives the same arrays: numeric labels must
+be class indices (integers >= 0); text labels become indices of their sorted names,
+kept as ``class_names``; feature columns must be numeric (a text column is refused by
+name rather than guessed at); CSV separators are sniffed; images become float32
+``(n, c, h, w)`` in [0, 1], one channel for grey, three for colour.
+
 NaN and inf are kept: the data-quality check reports them, and
 ``validate_for_model`` refuses them when a model has to score the data.
 """
@@ -13,11 +20,11 @@ import tokenize
 import zipfile
 from dataclasses import replace
 from pathlib import Path
-from typing import Literal, get_args
+from typing import get_args
 
 import numpy as np
 
-from bastion.data.dataset import Dataset
+from bastion.data.dataset import Dataset, Kind
 from bastion.data.validate import as_labels
 from bastion.errors import (
     ConfigError,
@@ -28,9 +35,7 @@ from bastion.errors import (
 )
 from bastion.formats import Format, detect_format
 
-__all__ = ["SUPPORTED", "Kind", "load_dataset"]
-
-Kind = Literal["image", "tabular", "other"]
+__all__ = ["SUPPORTED", "load_dataset"]
 
 SUPPORTED = "npz, npy, csv, parquet or a folder of class sub-folders of images"
 _X_KEYS = ("x", "X", "features", "data", "inputs")

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bastion.data.dataset import Dataset
-from bastion.data.load import Kind, load_dataset
+from bastion.data.dataset import Dataset, Kind
+from bastion.data.load import load_dataset
 from bastion.errors import ConfigError, InvalidDataError, ShapeMismatchError
 
 __all__ = ["load_split", "split_dataset"]
