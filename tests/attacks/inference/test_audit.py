@@ -66,10 +66,11 @@ def test_overfit_model_leaks_and_regularised_one_does_not(overfit: dict[str, Any
 
 
 def test_reference_attacks_beat_the_loss_threshold_at_low_fpr(overfit: dict[str, Any]) -> None:
-    base = overfit["loss-threshold"].tpr_at_fpr[0.01]
-    assert overfit["lira-offline"].tpr_at_fpr[0.01] > 3 * base
-    assert overfit["rmia-online"].tpr_at_fpr[0.01] > 3 * base
-    assert overfit["rmia-online"].auc > overfit["loss-threshold"].auc + 0.05
+    base = overfit["loss-threshold"]
+    for name in ("rmia-online", "rmia-offline"):
+        assert overfit[name].tpr_at_fpr[0.01] > 5 * base.tpr_at_fpr[0.01], name
+        assert overfit[name].auc > base.auc + 0.08, name
+    assert overfit["lira-offline"].auc > base.auc + 0.05
 
 
 def test_target_is_queried_once_per_record(split: tuple[Dataset, Dataset]) -> None:

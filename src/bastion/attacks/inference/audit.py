@@ -90,7 +90,9 @@ def audit_membership(
         raise ShapeMismatchError(
             f"members have samples of shape {x_in.shape[1:]} but non-members {x_out.shape[1:]}"
         )
-    rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(2)[1])
+    # Independent streams: which non-members become population, and the references.
+    pop_seq, ref_seq = np.random.SeedSequence(seed).spawn(2)
+    rng = np.random.default_rng(pop_seq)
     needs_pop = any(a.needs_population and recipe is not None for a in attacks)
     is_pop = np.zeros(len(x_out), dtype=bool)
     x_pop, y_pop = x_out[:0], y_out[:0]
@@ -129,7 +131,8 @@ def audit_membership(
                    for a in attacks if a.needs_references}
     elif any(a.needs_references for a in attacks):
         references = train_references(recipe, x, y, n_models=n_references,
-                                      seed=seed, n_jobs=n_jobs, progress=progress)
+                                      seed=int(ref_seq.generate_state(1)[0]), n_jobs=n_jobs,
+                                      progress=progress)
     inputs = MembershipInputs(
         probs=probs, y=y, evaluated=np.arange(n_eval),
         population=np.arange(n_eval, len(x)), references=references, seed=seed,

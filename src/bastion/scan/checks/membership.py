@@ -16,8 +16,12 @@ Profiles (records per side, reference models, attacks):
 
 Severity follows Carlini et al. (2022): what matters is how many members an attacker
 identifies with few false alarms, i.e. the TPR at a low FPR, compared with chance (a
-guess has TPR = FPR). For the strongest attack, with at least 5 members identified at
-that FPR (so one lucky record cannot raise the alarm):
+guess has TPR = FPR). A level is reached only when the evidence is also significant
+(one-sided p < 0.001, so that noise in a small held-out set or the best of several
+attacks cannot raise the alarm): for a TPR, the hypergeometric test that the members
+caught at that FPR could be a random draw (and at least 5 members caught, so a couple
+of lucky records cannot either); for an AUC, the Mann-Whitney normal approximation.
+For the strongest attack:
 
 * critical: TPR at 0.1 % FPR ≥ 10 % (100× chance; needs ≥ 1,000 non-members to
   resolve), or AUC ≥ 0.90;
@@ -50,6 +54,7 @@ _PROFILES: dict[str, tuple[int | None, int, bool]] = {
     "standard": (2000, 16, True),
     "thorough": (None, 64, True),
 }
+_ALPHA = 1e-3
 _MIN_HITS = 5
 
 _RECOMMENDATION = (
@@ -64,23 +69,45 @@ _RECOMMENDATION = (
 
 def severity_of(result: MembershipResult) -> Severity:
     """The documented severity of one attack's result (see the module docstring)."""
-    n_members = result.n_members
     # 0.1 % FPR only counts when the held-out set can resolve it.
     low = result.tpr_at_fpr[0.001] if result.n_nonmembers >= 1000 else 0.0
     one = result.tpr_at_fpr[0.01]
 
-    def hits(tpr: float, threshold: float) -> bool:
-        return tpr >= threshold and tpr * n_members >= _MIN_HITS
+    def tpr_over(tpr: float, fpr: float, threshold: float) -> bool:
+        return (tpr >= threshold and tpr * result.n_members >= _MIN_HITS
+                and _tpr_p_value(result, tpr, fpr) < _ALPHA)
 
-    if hits(low, 0.10) or result.auc >= 0.90:
+    def auc_over(threshold: float) -> bool:
+        return result.auc >= threshold and _auc_p_value(result) < _ALPHA
+
+    if tpr_over(low, 0.001, 0.10) or auc_over(0.90):
         return Severity.CRITICAL
-    if hits(low, 0.01) or hits(one, 0.10) or result.auc >= 0.75:
+    if tpr_over(low, 0.001, 0.01) or tpr_over(one, 0.01, 0.10) or auc_over(0.75):
         return Severity.HIGH
-    if hits(one, 0.03) or result.auc >= 0.60:
+    if tpr_over(one, 0.01, 0.03) or auc_over(0.60):
         return Severity.MEDIUM
-    if result.auc >= 0.55:
+    if auc_over(0.55):
         return Severity.LOW
     return Severity.INFO
+
+
+def _tpr_p_value(result: MembershipResult, tpr: float, fpr: float) -> float:
+    """P(at least the members caught | the flagged records were a random draw)."""
+    from scipy.stats import hypergeom
+
+    n_in, n_out = result.n_members, result.n_nonmembers
+    caught = round(tpr * n_in)
+    flagged = caught + int(fpr * n_out)
+    return float(hypergeom.sf(caught - 1, n_in + n_out, n_in, flagged))
+
+
+def _auc_p_value(result: MembershipResult) -> float:
+    """One-sided p-value of the AUC against 0.5 (Mann-Whitney, normal approximation)."""
+    from scipy.stats import norm
+
+    n_in, n_out = result.n_members, result.n_nonmembers
+    sd = np.sqrt((n_in + n_out + 1) / (12.0 * n_in * n_out))
+    return float(norm.sf((result.auc - 0.5) / sd))
 
 
 def _low_tpr(result: MembershipResult) -> float:
