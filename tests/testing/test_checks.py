@@ -1,18 +1,32 @@
 """Every registered check passes the contract suite; the suite catches what it should."""
 
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
 import pytest
+from threadpoolctl import threadpool_limits
 
 from bastion.registry import Registry
 from bastion.report import Finding, Severity
 from bastion.scan import CHECKS, ScanContext, Target
 from bastion.testing import check_check
 from bastion.testing.checks import synthetic_targets
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread() -> Iterator[None]:
+    """The suite's models are tiny and the CI box shared: extra threads only slow it."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with threadpool_limits(limits=1):
+        yield
+    torch.set_num_threads(before)
 
 
 @pytest.mark.parametrize("name", CHECKS.names())
