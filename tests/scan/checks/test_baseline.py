@@ -79,6 +79,7 @@ def test_perfect_calibrated_model_is_info_and_metrics_are_exact() -> None:
     metrics = _metrics(f)
     assert metrics["accuracy"] == 1.0 and metrics["expected calibration error"] == 0.0
     assert f.severity is Severity.INFO and "held-out" in f.description
+    assert f.evidence["top_confusions"] == []
     assert [c.kind for c in f.charts] == ["bar", "line"]
 
 
@@ -105,6 +106,8 @@ def test_weak_class_thresholds(recall: float, severity: Severity) -> None:
     assert metrics["balanced accuracy"] == pytest.approx((1 + recall) / 2)
     assert f.severity is severity
     assert f.charts[0].series[0].y == pytest.approx([1.0, recall])
+    misses = 100 - round(recall * 100)
+    assert f.evidence["top_confusions"] == [{"true": "1", "predicted": "0", "count": misses}]
 
 
 def test_no_better_than_the_majority_class_is_medium_and_train_is_optimistic() -> None:
@@ -140,3 +143,15 @@ def test_ece_is_a_weighted_gap_between_zero_and_one(n: int, k: int, seed: int) -
     assert 0.0 <= ece <= 1.0 and counts.sum() == n
     used = counts > 0
     assert np.all((conf[used] >= 1 / k - 1e-9) & (conf[used] <= 1)) and np.all(acc[used] <= 1)
+
+
+def test_top_confusions_are_ordered_worst_first() -> None:
+    y = np.repeat([0, 1, 2], 10)
+    pred = y.copy()
+    pred[20:26] = 1  # six 2s read as 1
+    pred[0:3] = 2    # three 0s read as 2
+    model = _Fixed(np.eye(3)[pred], n_classes=3)
+    (f,) = ModelBaseline().run(Target(model=model, test=Dataset(x=_rows(30), y=y)),
+                               ScanContext())
+    assert f.evidence["top_confusions"] == [{"true": "2", "predicted": "1", "count": 6},
+                                            {"true": "0", "predicted": "2", "count": 3}]

@@ -49,6 +49,17 @@ def expected_calibration_error(
     return ece, mean_conf, mean_acc, counts
 
 
+def _confusions(y: np.ndarray, pred: np.ndarray, n_classes: int,
+                names: list[str]) -> list[dict[str, str | int]]:
+    """The most frequent mistakes (true class, predicted class, count), worst first."""
+    matrix = np.bincount(y * n_classes + pred, minlength=n_classes * n_classes)
+    matrix = matrix.reshape(n_classes, n_classes)
+    np.fill_diagonal(matrix, 0)
+    order = np.argsort(-matrix, axis=None, kind="stable")[:5]
+    return [{"true": names[i // n_classes], "predicted": names[i % n_classes],
+             "count": int(matrix.flat[i])} for i in order if matrix.flat[i]]
+
+
 @CHECKS.register("model-baseline")
 @dataclass(frozen=True, kw_only=True)
 class ModelBaseline:
@@ -115,7 +126,8 @@ class ModelBaseline:
                 Metric(name="samples", value=len(y), unit="samples"),
             ],
             evidence={"per_class_recall": {n: None if np.isnan(r) else round(float(r), 4)
-                                           for n, r in zip(names, recall, strict=True)}},
+                                           for n, r in zip(names, recall, strict=True)},
+                      "top_confusions": _confusions(y, pred, model.n_classes, names)},
             charts=[
                 Chart(title="Recall per class", kind="bar", x_label="class", y_label="recall",
                       series=[Series(name="recall", x=names,
