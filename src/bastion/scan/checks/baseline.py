@@ -1,9 +1,10 @@
 """``model-baseline``: how well the model does before anyone attacks it.
 
-Accuracy, balanced accuracy, per-class recall and the expected calibration error
-(ECE, 15 equal-width confidence bins; Guo et al. 2017) on held-out data, or on the
-training data with a warning when no test set is given. Every later number (robust
-accuracy, membership advantage) is read against this baseline.
+Accuracy, balanced accuracy, per-class recall, the most frequent confusions and the
+expected calibration error (ECE, 15 equal-width confidence bins; Guo et al. 2017) on
+held-out data, or on the training data with a warning when no test set is given.
+Every later number (robust accuracy, membership advantage) is read against this
+baseline.
 
 Severity thresholds:
 
