@@ -81,8 +81,15 @@ def load_targets(
     ``trust`` lists model files to load even when the scanner flags them; ``token`` is a
     bearer token for an HTTP model (from ``BASTION_SCAN_TOKEN``, never a logged flag).
     """
-    train = _load_data(data, label)
-    held_out = _load_data(test, label)
+    train: Dataset | None
+    held_out: Dataset | None
+    if data is not None and test is not None:
+        from bastion.data import load_split
+
+        # Loaded together so text class names map to the same label numbers in both.
+        train, held_out = load_split(data, test, label=label)
+    else:
+        train, held_out = _load_data(data, label), _load_data(test, label)
     artifacts = [artifact_info(role, p) for role, p in (("train", data), ("test", test)) if p]
     target = Target(train=train, test=held_out)
     if model is not None:
