@@ -25,8 +25,9 @@ def test_ensemble_is_at_most_each_part(digits_cnn) -> None:
 
 def test_binary_models_skip_apgd_t() -> None:
     ensemble = ATTACKS.get("autoattack")(eps=0.1)
-    assert [type(a).__name__ for a in ensemble.parts(2)] == ["APGDCE", "Square"]
-    assert [type(a).__name__ for a in ensemble.parts(10)] == ["APGDCE", "APGDT", "Square"]
+    assert [type(a).__name__ for a in ensemble.parts(2)] == ["APGDCE", "FABT", "Square"]
+    assert [type(a).__name__ for a in ensemble.parts(10)] == ["APGDCE", "APGDT", "FABT",
+                                                              "Square"]
     net = torch.nn.Sequential(torch.nn.Linear(5, 2))
     model = TorchNet(net, (5,), 2)
     x = torch.rand(8, 5)

@@ -1,9 +1,10 @@
-"""AutoAttack-style ensemble (Croce & Hein, ICML 2020): the per-sample worst case of
-APGD-CE, APGD-T and Square, each later attack run only on the samples still robust.
+"""AutoAttack (Croce & Hein, ICML 2020): the per-sample worst case of APGD-CE, APGD-T,
+FAB-T and Square, each later attack run only on the samples still robust.
 
 Parameter-free attacks with complementary failure modes: APGD-CE follows the gradient
 of the cross-entropy, APGD-T the scale-invariant targeted DLR loss over the top
-classes (robust to gradient masking by logit scaling), and the black-box Square attack
+classes (robust to gradient masking by logit scaling), FAB-T searches for the closest
+boundary point instead of maximising a loss, and the black-box Square attack
 does not use gradients at all. The reported robust accuracy is therefore at most that of
 each part.
 """
@@ -17,6 +18,7 @@ import torch
 
 from bastion.attacks._base import ATTACKS, EvasionAttack, Problem, SearchResult
 from bastion.attacks.evasion.apgd import APGDCE, APGDT
+from bastion.attacks.evasion.fab import FABT
 from bastion.attacks.evasion.square import Square
 from bastion.typing import Classifier, Differentiable
 
@@ -26,8 +28,7 @@ __all__ = ["AutoAttack"]
 @ATTACKS.register("autoattack")
 @dataclass(frozen=True, kw_only=True)
 class AutoAttack(EvasionAttack):
-    """APGD-CE, then APGD-T, then Square on what is left (the "standard" AutoAttack set
-    without FAB-T, which bastion does not implement yet)."""
+    """APGD-CE, then APGD-T, FAB-T and Square on what is left (the "standard" set)."""
 
     requires: ClassVar[tuple[type, ...]] = (Classifier, Differentiable)
     steps: int = 100
@@ -36,11 +37,12 @@ class AutoAttack(EvasionAttack):
 
     def parts(self, n_classes: int) -> list[EvasionAttack]:
         """The attacks run in turn; APGD-T needs 4 classes and is left out below that."""
+        k = min(self.n_target_classes, n_classes - 1)
         eps = self.eps
         parts: list[EvasionAttack] = [APGDCE(eps=eps, norm=self.norm, steps=self.steps)]
         if n_classes >= 4:
-            parts.append(APGDT(eps=eps, norm=self.norm, steps=self.steps,
-                               n_target_classes=min(self.n_target_classes, n_classes - 1)))
+            parts.append(APGDT(eps=eps, norm=self.norm, steps=self.steps, n_target_classes=k))
+        parts.append(FABT(eps=eps, norm=self.norm, steps=self.steps, n_target_classes=k))
         parts.append(Square(eps=eps, norm=self.norm, max_queries=self.max_queries))
         return parts
 
