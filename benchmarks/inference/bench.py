@@ -185,7 +185,8 @@ def markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         "scikit-learn numpy scipy packaging tqdm",
         "```",
         "",
-        "Not measured yet: ML Privacy Meter, DP-SGD (Opacus) targets at ε = 1 and 8.",
+        "DP-SGD targets (Opacus, ε = 1 and 8): see RESULTS_DP.md (`bench_dp.py`). "
+        "Not measured: ML Privacy Meter.",
         "",
     ]
     return "\n".join(lines)
