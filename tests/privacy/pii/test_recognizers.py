@@ -1,0 +1,101 @@
+"""Every recognizer on text with known ground truth: positives must fire on exactly the
+labelled span, hard negatives (look-alikes) must not fire at all."""
+
+from __future__ import annotations
+
+import pytest
+
+from bastion.privacy.pii import RECOGNIZERS, analyze
+
+# (text, entity, the exact span that must be found)
+POSITIVES = [
+    ("write to jane.doe+ml@example.co.uk today", "EMAIL_ADDRESS", "jane.doe+ml@example.co.uk"),
+    ("card 4111 1111 1111 1111 on file", "CREDIT_CARD", "4111 1111 1111 1111"),
+    ("mc 5555-5555-5555-4444 exp 09/27", "CREDIT_CARD", "5555-5555-5555-4444"),
+    ("amex 3782 822463 10005", "CREDIT_CARD", "3782 822463 10005"),
+    ("SSN 123-45-6788 verified", "US_SSN", "123-45-6788"),
+    ("social security number 536225384", "US_SSN", "536225384"),
+    ("call (212) 736-5000 after noon", "PHONE_NUMBER", "(212) 736-5000"),
+    ("mobile +44 20 7946 0958", "PHONE_NUMBER", "+44 20 7946 0958"),
+    ("phone 415.555.2671", "PHONE_NUMBER", "415.555.2671"),
+    ("IBAN DE89 3704 0044 0532 0130 00 please", "IBAN_CODE", "DE89 3704 0044 0532 0130 00"),
+    ("pay GB82WEST12345698765432", "IBAN_CODE", "GB82WEST12345698765432"),
+    ("login from 192.168.10.24 failed", "IP_ADDRESS", "192.168.10.24"),
+    ("client 2001:db8:85a3::8a2e:370:7334 connected", "IP_ADDRESS", "2001:db8:85a3::8a2e:370:7334"),
+    ("mac 00:1A:2B:3C:4D:5E", "MAC_ADDRESS", "00:1A:2B:3C:4D:5E"),
+    ("see https://example.org/u/jdoe?x=1.", "URL", "https://example.org/u/jdoe?x=1"),
+    ("DOB 03/14/1951", "DATE_TIME", "03/14/1951"),
+    ("admitted 2023-11-02 to ward", "DATE_TIME", "2023-11-02"),
+    ("born March 3rd, 1948", "DATE_TIME", "March 3rd, 1948"),
+    ("seen 14 Feb 2022", "DATE_TIME", "14 Feb 2022"),
+    ("Springfield, IL 62704", "ZIP_CODE", "62704"),
+    ("zip: 10001", "ZIP_CODE", "10001"),
+    ("VIN 1HGCM82633A004352", "VIN", "1HGCM82633A004352"),
+    ("IMEI 490154203237518", "IMEI", "490154203237518"),
+    ("MRN: 00482913", "MEDICAL_RECORD_NUMBER", "00482913"),
+    ("medical record number AB-1234567", "MEDICAL_RECORD_NUMBER", "AB-1234567"),
+    ("member id: XJH123456789", "HEALTH_PLAN_ID", "XJH123456789"),
+    ("Medicare MBI 1EG4-TE5-MK73", "HEALTH_PLAN_ID", "1EG4-TE5-MK73"),
+    ("a 92-year-old woman", "AGE_OVER_89", "92"),
+    ("aged 101", "AGE_OVER_89", "101"),
+    ("driver's license D1234567", "US_DRIVER_LICENSE", "D1234567"),
+    ("passport no. 912803456", "PASSPORT", "912803456"),
+    ("NHS number 943 476 5919", "NATIONAL_ID", "943 476 5919"),
+    ("DNI 12345678Z", "NATIONAL_ID", "12345678Z"),
+    ("codice fiscale RCCMNL83S18D969H", "NATIONAL_ID", "RCCMNL83S18D969H"),
+    ("account no. 004512378", "BANK_ACCOUNT", "004512378"),
+    ("routing 021000021", "BANK_ACCOUNT", "021000021"),
+    ("license plate 7ABC123", "LICENSE_PLATE", "7ABC123"),
+    ("lives at 42 Elm Street, Apt 3B", "STREET_ADDRESS", "42 Elm Street, Apt 3B"),
+]
+
+# Look-alikes that must produce no detection at all.
+HARD_NEGATIVES = [
+    "order 4111 1111 1111 1112 shipped",  # card-like, fails Luhn
+    "invoice 1234-5678-9012-3456",  # fails Luhn
+    "SSN 000-12-3456",  # area 000 is never issued
+    "SSN 666-12-3456",  # area 666 is never issued
+    "SSN 912-34-5678",  # 9xx areas are ITINs, not SSNs
+    "release v1.2.3.4 and 2.10.1",  # version strings
+    "build 10.2.3.4.5",  # five dotted parts
+    "sha256 e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+    "md5 d41d8cd98f00b204e9800998ecf8427e",
+    "uuid 123e4567-e89b-12d3-a456-426614174000",
+    "BP 120/80 mmHg, HR 72",  # blood pressure
+    "glucose 5.6 mmol/L, HbA1c 6.5%, creatinine 1.02 mg/dL",  # lab values
+    "dx E11.9 and I10, J45.909",  # ICD-10 codes
+    "meds at 08:30, 12:45:10 and 20:00",  # clock times
+    "a 45-year-old man, aged 67",  # ages under 90
+    "impossible date 2023-02-30",
+    "order #88213 ships in 5 days",
+    "ratio 3/4/5 of the batch",
+    "IBAN GB00WEST12345698765432",  # wrong mod-97
+    "VIN 1HGCM82633A004353",  # wrong check digit
+    "IMEI 490154203237519",  # fails Luhn
+    "count 123456789 rows",  # bare nine digits, no context
+    "tracking 1Z999AA10123456784",
+]
+
+
+@pytest.mark.parametrize(("text", "entity", "span"), POSITIVES)
+def test_positive_fires_on_exact_span(text: str, entity: str, span: str) -> None:
+    found = [(d.entity, text[d.start : d.end]) for d in analyze(text)]
+    assert (entity, span) in found
+
+
+@pytest.mark.parametrize("text", HARD_NEGATIVES)
+def test_hard_negative_is_silent(text: str) -> None:
+    found = [(d.entity, text[d.start : d.end]) for d in analyze(text)]
+    assert found == []
+
+
+def test_every_recognizer_has_a_positive_case() -> None:
+    covered = {entity for _, entity, _ in POSITIVES}
+    assert {r.entity for _, r in RECOGNIZERS.items()} <= covered
+
+
+def test_explanation_names_pattern_validator_and_context() -> None:
+    (det,) = analyze("card 4111 1111 1111 1111")
+    assert "card-grouped" in det.explanation
+    assert "Luhn" in det.explanation
+    assert "'card'" in det.explanation
