@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import PurePath
 
 from rich.console import Console
 from rich.markup import escape
@@ -58,13 +59,14 @@ def print_summary(report: Report, *, console: Console = err_console) -> None:
     """A table of findings (worst first), then errors and skipped checks."""
     if report.findings:
         table = Table(title="Findings", title_justify="left", expand=False)
-        table.add_column("severity")
-        table.add_column("finding")
-        table.add_column("title", overflow="fold")
+        table.add_column("severity", no_wrap=True)
+        table.add_column("finding", overflow="fold", ratio=3)
+        table.add_column("check", no_wrap=True)
+        table.add_column("where", overflow="fold", ratio=1)
         for f in report.findings:
-            table.add_row(
-                f"[{SEVERITY_STYLE[f.severity]}]{f.severity.value}", escape(f.id), escape(f.title)
-            )
+            where = PurePath(f.location).name if f.location else ""
+            table.add_row(f"[{SEVERITY_STYLE[f.severity]}]{f.severity.value}",
+                          escape(f.title), f.check, escape(where))
         console.print(table)
     else:
         console.print("[green]No findings.")
