@@ -90,3 +90,23 @@ def test_success_is_judged_by_the_model_not_the_search(tiny) -> None:
     assert 0 < result.success_rate < 1
     arrays = result.to_numpy()
     assert arrays["x_adv"].shape == x.shape and arrays["success"].dtype == bool
+
+
+def test_sklearn_models_white_box_through_twins_black_box_otherwise() -> None:
+    from sklearn.datasets import load_digits
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
+
+    from bastion.models import as_classifier
+
+    d = load_digits()
+    x, y = (d.data[:300] / 16.0).astype(np.float32), d.target[:300]
+    linear = as_classifier(LogisticRegression(max_iter=200).fit(x, y))
+    result = ATTACKS.get("pgd")(eps=0.2, steps=10)(linear, x[:40], y[:40])
+    assert result.success_rate > 0.5
+    forest = as_classifier(RandomForestClassifier(n_estimators=5, random_state=0).fit(x, y))
+    with pytest.raises(UnsupportedModelError, match="square") as info:
+        ATTACKS.get("pgd")(eps=0.2)(forest, x[:40], y[:40])
+    assert "hopskipjump" in str(info.value) and "fgsm" not in str(info.value)
+    black = ATTACKS.get("square")(eps=0.3, max_queries=100)(forest, x[:40], y[:40])
+    assert black.success_rate > 0.2

@@ -19,7 +19,7 @@ def test_checkpoints_follow_the_paper_for_100_steps() -> None:
 
 def test_apgd_ce_at_least_as_strong_as_pgd_same_budget(digits_cnn) -> None:
     model, x, y = digits_cnn
-    x, y = x[:200], y[:200]
+    x, y = x[:100], y[:100]
     pgd = ATTACKS.get("pgd")(eps=0.08, steps=20)(model, x, y)
     apgd = ATTACKS.get("apgd-ce")(eps=0.08, steps=20)(model, x, y)
     assert apgd.robust_accuracy <= pgd.robust_accuracy
@@ -27,7 +27,7 @@ def test_apgd_ce_at_least_as_strong_as_pgd_same_budget(digits_cnn) -> None:
 
 def test_apgd_t_targets_top_classes_and_beats_apgd_ce(digits_cnn) -> None:
     model, x, y = digits_cnn
-    x, y = x[:200], y[:200]
+    x, y = x[:100], y[:100]
     ce = ATTACKS.get("apgd-ce")(eps=0.06, steps=20)(model, x, y)
     t = ATTACKS.get("apgd-t")(eps=0.06, steps=20, n_target_classes=3)(model, x, y)
     assert t.robust_accuracy <= ce.robust_accuracy + 0.01

@@ -11,9 +11,9 @@ from ..conftest import TorchNet
 
 def test_ensemble_is_at_most_each_part(digits_cnn) -> None:
     model, x, y = digits_cnn
-    x, y = x[:80], y[:80]
-    ensemble = ATTACKS.get("autoattack")(eps=0.07, steps=10, n_target_classes=3,
-                                         max_queries=60)
+    x, y = x[:40], y[:40]
+    ensemble = ATTACKS.get("autoattack")(eps=0.07, steps=6, n_target_classes=2,
+                                         max_queries=40)
     result = ensemble(model, x, y)
     first, *rest = ensemble.parts(10)
     # The first part sees the same seed alone and in the ensemble: per-sample worst case.

@@ -10,8 +10,8 @@ from bastion.errors import ConfigError
 
 def test_cw_finds_smaller_perturbations_than_a_fixed_budget_pgd(digits_cnn) -> None:
     model, x, y = digits_cnn
-    x, y = x[:40], y[:40]
-    cw = ATTACKS.get("cw-l2")(max_iterations=50, n_binary_steps=5)(model, x, y)
+    x, y = x[:20], y[:20]
+    cw = ATTACKS.get("cw-l2")(max_iterations=30, n_binary_steps=3)(model, x, y)
     assert cw.success_rate > 0.9
     fooled = cw.success & ~cw.already_adversarial
     # An L2 PGD at the C&W median budget fools fewer samples than C&W does below it.
@@ -24,10 +24,10 @@ def test_cw_finds_smaller_perturbations_than_a_fixed_budget_pgd(digits_cnn) -> N
 
 def test_more_binary_steps_never_increase_the_distance(digits_cnn) -> None:
     model, x, y = digits_cnn
-    x, y = x[:30], y[:30]
-    one = ATTACKS.get("cw-l2")(max_iterations=30, n_binary_steps=1, initial_const=10.0)(
+    x, y = x[:15], y[:15]
+    one = ATTACKS.get("cw-l2")(max_iterations=20, n_binary_steps=1, initial_const=10.0)(
         model, x, y)
-    four = ATTACKS.get("cw-l2")(max_iterations=30, n_binary_steps=4, initial_const=10.0)(
+    four = ATTACKS.get("cw-l2")(max_iterations=20, n_binary_steps=3, initial_const=10.0)(
         model, x, y)
     both = one.success & four.success & ~one.already_adversarial
     assert bool(both.any())

@@ -56,8 +56,8 @@ def test_fab_on_a_linear_model_finds_the_boundary() -> None:
 
 def test_fab_is_at_least_as_close_as_deepfool_on_the_cnn(digits_cnn) -> None:
     model, x, y = digits_cnn
-    x, y = x[:40], y[:40]
-    fab = ATTACKS.get("fab-t")(norm="linf", steps=30, n_target_classes=3)(model, x, y)
+    x, y = x[:25], y[:25]
+    fab = ATTACKS.get("fab-t")(norm="linf", steps=20, n_target_classes=2)(model, x, y)
     deepfool = ATTACKS.get("deepfool")(norm="linf")(model, x, y)
     both = fab.success & deepfool.success & ~fab.already_adversarial
     assert fab.success_rate > 0.95

@@ -13,8 +13,8 @@ def test_more_queries_give_smaller_perturbations(digits_cnn) -> None:
     model, x, y = digits_cnn
     black = BlackBox(model)
     hsj = ATTACKS.get("hopskipjump")
-    few = hsj(max_queries=150, init_evals=20)(black, x[:30], y[:30])
-    many = hsj(max_queries=800, init_evals=20)(black, x[:30], y[:30])
+    few = hsj(max_queries=150, init_evals=20)(black, x[:15], y[:15])
+    many = hsj(max_queries=600, init_evals=20)(black, x[:15], y[:15])
     assert few.success_rate == 1.0 and many.success_rate == 1.0
     fooled = ~many.already_adversarial
     assert float(many.l2[fooled].median()) < 0.8 * float(few.l2[fooled].median())

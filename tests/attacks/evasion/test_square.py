@@ -53,6 +53,6 @@ def test_square_on_flat_features_changes_runs_of_features() -> None:
 def test_more_queries_never_hurt(digits_cnn) -> None:
     model, x, y = digits_cnn
     square = ATTACKS.get("square")
-    few = square(eps=0.1, max_queries=20)(BlackBox(model), x[:60], y[:60])
-    many = square(eps=0.1, max_queries=200)(BlackBox(model), x[:60], y[:60])
+    few = square(eps=0.1, max_queries=20)(BlackBox(model), x[:30], y[:30])
+    many = square(eps=0.1, max_queries=100)(BlackBox(model), x[:30], y[:30])
     assert many.success_rate >= few.success_rate

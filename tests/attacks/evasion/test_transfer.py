@@ -13,17 +13,17 @@ from ..conftest import BlackBox, TorchNet, train_cnn
 
 def test_examples_transfer_to_an_independently_trained_model(digits_cnn) -> None:
     target, x, y = digits_cnn
-    surrogate, _, _ = train_cnn(seed=1, epochs=4)
+    surrogate, _, _ = train_cnn(seed=1, epochs=3)
     black = BlackBox(target)
     black.reset_queries()
     transfer = ATTACKS.get("transfer")(eps=0.25, surrogate=surrogate,
                                        crafting={"steps": 10})
-    result = transfer(black, x[:100], y[:100])
+    result = transfer(black, x[:60], y[:60])
     # Only the clean check and the base's final check touch the target.
-    assert black.n_queries == 200
+    assert black.n_queries == 120
     assert bool((result.n_queries == 1).all())
     assert result.success_rate > 0.3
-    white = ATTACKS.get("pgd")(eps=0.25, steps=10)(target, x[:100], y[:100])
+    white = ATTACKS.get("pgd")(eps=0.25, steps=10)(target, x[:60], y[:60])
     assert result.success_rate <= white.success_rate
 
 
