@@ -47,6 +47,12 @@ POSITIVES = [
     ("routing 021000021", "BANK_ACCOUNT", "021000021"),
     ("license plate 7ABC123", "LICENSE_PLATE", "7ABC123"),
     ("lives at 42 Elm Street, Apt 3B", "STREET_ADDRESS", "42 Elm Street, Apt 3B"),
+    ("Seen John Smith today", "PERSON", "John Smith"),
+    ("Smith, Mary was discharged", "PERSON", "Smith, Mary"),
+    ("referred by Dr. Okonkwo", "PERSON", "Okonkwo"),
+    ("moved from Texas last year", "LOCATION", "Texas"),
+    ("born in West Virginia", "LOCATION", "West Virginia"),
+    ("clinic in Springfield, IL", "LOCATION", "Springfield"),
 ]
 
 # Look-alikes that must produce no detection at all.
@@ -74,6 +80,8 @@ HARD_NEGATIVES = [
     "IMEI 490154203237519",  # fails Luhn
     "count 123456789 rows",  # bare nine digits, no context
     "tracking 1Z999AA10123456784",
+    "the New York Times and the Jordan River",  # a place word inside a longer name
+    "Grace Hospital on May Day",  # first names that are not people here
 ]
 
 

@@ -3,7 +3,7 @@ five-digit number fires only next to a word such as ``zip``."""
 
 from bastion.privacy.pii._engine import RECOGNIZERS, Pattern, Recognizer
 
-_STATES = (
+STATES = (
     "AL|AK|AZ|AR|CA|CO|CT|DE|DC|FL|GA|HI|ID|IL|IN|IA|KS|KY|LA|ME|MD|MA|MI|MN|MS|MO|MT|NE|NV"
     "|NH|NJ|NM|NY|NC|ND|OH|OK|OR|PA|RI|SC|SD|TN|TX|UT|VT|VA|WA|WV|WI|WY|PR"
 )
@@ -14,7 +14,7 @@ ZIP_CODE = RECOGNIZERS.register("zip-code")(
         patterns=(
             Pattern(
                 name="zip-after-state",
-                regex=rf"\b(?:{_STATES}),?\s+(\d{{5}}(?:-\d{{4}})?)(?![\w-])",
+                regex=rf"\b(?:{STATES}),?\s+(\d{{5}}(?:-\d{{4}})?)(?![\w-])",
                 score=0.85,
                 group=1,
             ),
