@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from bastion.data import Dataset
+from bastion.progress import ProgressSink, emit
 from bastion.report.finding import ArtifactInfo
 from bastion.scan.check import Target
 from bastion.scan.inputs import artifact_info
@@ -104,8 +105,13 @@ def _breast_cancer(workdir: Path, seed: int) -> tuple[NamedTarget, ArtifactInfo]
     return NamedTarget("breast-cancer-logreg", target), info
 
 
-def build_demo(workdir: Path, *, seed: int = 0) -> tuple[list[NamedTarget], list[ArtifactInfo]]:
+def build_demo(
+    workdir: Path, *, seed: int = 0, progress: ProgressSink | None = None
+) -> tuple[list[NamedTarget], list[ArtifactInfo]]:
     """Train, save and reload both demo models under ``workdir``; seeded end to end."""
+    emit(progress, "demo models", 0, 2, "training digits-cnn")
     digits, digits_info = _digits(workdir, seed)
+    emit(progress, "demo models", 1, 2, "training breast-cancer-logreg")
     cancer, cancer_info = _breast_cancer(workdir, seed)
+    emit(progress, "demo models", 2, 2, "done")
     return [digits, cancer], [digits_info, cancer_info]

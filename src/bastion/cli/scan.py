@@ -125,20 +125,21 @@ def _run(settings: ScanSettings, *, demo: bool) -> int:
         out = Path("bastion-report.html")
     to_stdout = out is None
     chosen = select_checks(settings.checks)
-    if demo:
-        from bastion.demo import build_demo
-
-        # The demo's model files stay next to the report, so a reader can inspect them.
-        models = (out.parent if out else Path(".")) / "bastion-demo-models"
-        models.mkdir(parents=True, exist_ok=True)
-        targets, artifacts = build_demo(models, seed=settings.seed)
-    else:
-        targets, artifacts = load_targets(
-            model=settings.model, data=settings.data, test=settings.test,
-            label=settings.label, input_shape=settings.input_shape, factory=settings.factory,
-            n_classes=settings.n_classes, token=settings.token, trust=settings.trust or [],
-        )
     with progress_bars(quiet=settings.quiet or to_stdout) as sink:
+        if demo:
+            from bastion.demo import build_demo
+
+            # The demo's model files stay next to the report, so a reader can inspect them.
+            models = (out.parent if out else Path(".")) / "bastion-demo-models"
+            models.mkdir(parents=True, exist_ok=True)
+            targets, artifacts = build_demo(models, seed=settings.seed, progress=sink)
+        else:
+            targets, artifacts = load_targets(
+                model=settings.model, data=settings.data, test=settings.test,
+                label=settings.label, input_shape=settings.input_shape,
+                factory=settings.factory, n_classes=settings.n_classes, token=settings.token,
+                trust=settings.trust or [],
+            )
         report = run_scan(
             targets, checks=chosen,
             ctx=ScanContext(seed=settings.seed, profile=settings.profile, progress=sink),
