@@ -121,3 +121,15 @@ def test_linear_sklearn_model_is_attacked_through_its_torch_twin(digits) -> None
     target = Target(model=model, test=Dataset(x=flat[1200:], y=y[1200:], kind="tabular"))
     [finding] = Robustness().run(target, ScanContext())
     assert finding.evidence["attacks"] == ["FGSM", "PGD"]
+
+
+def test_standard_profile_reports_minimal_perturbations(cnn_target) -> None:
+    small = Target(model=cnn_target.model,
+                   test=Dataset(x=cnn_target.test.x[:60], y=cnn_target.test.y[:60]))
+    ctx = ScanContext(profile="standard", options={"eps": [0.1]})
+    [finding] = Robustness().run(small, ctx)
+    assert finding.evidence["attacks"][0] == "APGDCE"
+    median = next(m for m in finding.metrics if m.name == "median_minimal_perturbation")
+    q = finding.evidence["minimal_perturbation_quantiles"]
+    assert q["0.1"] <= median.value == q["0.5"] <= q["0.9"]
+    assert finding.charts[-1].kind == "hist"

@@ -5,7 +5,9 @@ attack of the profile can fool — over a grid of budgets (OWASP ML01 input
 manipulation; ATLAS AML.T0015 evade AI model, AML.T0043 craft adversarial data).
 
 Profiles choose the attacks: ``quick`` FGSM + PGD-10 (seconds, the demo's),
-``standard`` APGD-CE + APGD-T, ``thorough`` the AutoAttack-style ensemble. A model
+``standard`` APGD-CE + APGD-T, ``thorough`` the AutoAttack ensemble. ``standard`` and
+``thorough`` also report the distribution of minimal perturbations (DeepFool) on up to
+100 correctly classified samples. A model
 without gradients gets the black-box Square attack instead. Each attack runs only on
 the samples still robust (per-sample worst case), and a sample fooled at one budget
 counts as fooled at every larger one, so the curve is monotone.
@@ -40,6 +42,8 @@ from bastion.scan.check import CHECKS, Need, ScanContext, Target
 from bastion.typing import Classifier, Differentiable
 
 if TYPE_CHECKING:
+    import torch
+
     from bastion.attacks import EvasionAttack
     from bastion.attacks._ops import Norm
 
@@ -150,14 +154,32 @@ class Robustness:
             if eps == ref_eps:
                 at_ref = robust.copy()
         emit(ctx.progress, "robustness", len(eps_grid), len(eps_grid))
+        minimal = None
+        if ctx.profile != "quick" and isinstance(model, Differentiable):
+            minimal = _minimal_perturbations(model, x, y, norm, gen)
         return [_finding(self, target, clean_acc, eps_grid, curve, ref_eps, at_ref, y, norm,
-                         used, ctx.profile, data.class_names)]
+                         used, ctx.profile, data.class_names, minimal)]
+
+
+def _minimal_perturbations(
+    model: Classifier, x: np.ndarray, y: np.ndarray, norm: Norm, gen: torch.Generator
+) -> np.ndarray:
+    """DeepFool's minimal perturbation sizes on up to 100 correctly classified samples."""
+    from bastion.attacks.evasion.deepfool import DeepFool
+
+    right = np.flatnonzero(model.predict_proba(x).argmax(axis=1) == y)[:100]
+    if right.size == 0:
+        return np.zeros(0)
+    result = DeepFool(norm=norm)(model, x[right], y[right], generator=gen)
+    sizes = (result.linf if norm == "linf" else result.l2).cpu().numpy()
+    return np.asarray(sizes[result.success.cpu().numpy()], dtype=np.float64)
 
 
 def _finding(
     check: Robustness, target: Target, clean_acc: float, eps_grid: list[float],
     curve: list[float], ref_eps: float, at_ref: np.ndarray, y: np.ndarray, norm: str,
     used: list[str], profile: str, class_names: tuple[str, ...],
+    minimal: np.ndarray | None,
 ) -> Finding:
     robust_ref = float(at_ref.mean())
     ratio = robust_ref / clean_acc if clean_acc > 0 else 0.0
@@ -176,6 +198,31 @@ def _finding(
         *[Metric(name=f"robust_accuracy@eps={e:.4g}", value=a, unit="ratio")
           for e, a in zip(eps_grid, curve, strict=True)],
     ]
+    charts = [
+        Chart(title="Robust accuracy by perturbation budget", kind="line",
+              x_label=f"eps ({norm})", y_label="robust accuracy",
+              series=[Series(name="robust accuracy", x=[0.0, *eps_grid],
+                             y=[clean_acc, *curve])]),
+        Chart(title=f"Robust accuracy per class at eps={ref_eps:.3g}", kind="bar",
+              x_label="class", y_label="robust accuracy",
+              series=[Series(name="robust accuracy", x=names, y=per_class)]),
+    ]
+    evidence: dict[str, object] = {
+        "norm": norm, "eps": eps_grid, "robust_accuracy": curve, "reference_eps": ref_eps,
+        "per_class_robust_accuracy": dict(zip(names, per_class, strict=True)),
+        "attacks": used, "profile": profile, "n_samples": len(y),
+    }
+    if minimal is not None and minimal.size:
+        metrics.append(Metric(
+            name="median_minimal_perturbation", value=float(np.median(minimal)), unit=norm,
+            description="median size of the smallest change DeepFool needs to fool the model"))
+        evidence["minimal_perturbation_quantiles"] = {
+            q: float(np.quantile(minimal, float(q))) for q in ("0.1", "0.5", "0.9")}
+        charts.append(Chart(
+            title="Smallest perturbation that fools the model (DeepFool)", kind="hist",
+            x_label=f"perturbation size ({norm})", y_label="samples",
+            series=[Series(name="minimal perturbation", x=[float(v) for v in minimal],
+                           y=[1.0] * minimal.size)]))
     return Finding(
         id=f"{check.name}/{norm}",
         check=check.name,
@@ -193,20 +240,8 @@ def _finding(
         owasp=list(check.owasp),
         atlas=list(check.atlas),
         metrics=metrics,
-        evidence={
-            "norm": norm, "eps": eps_grid, "robust_accuracy": curve, "reference_eps": ref_eps,
-            "per_class_robust_accuracy": dict(zip(names, per_class, strict=True)),
-            "attacks": used, "profile": profile, "n_samples": len(y),
-        },
-        charts=[
-            Chart(title="Robust accuracy by perturbation budget", kind="line",
-                  x_label=f"eps ({norm})", y_label="robust accuracy",
-                  series=[Series(name="robust accuracy", x=[0.0, *eps_grid],
-                                 y=[clean_acc, *curve])]),
-            Chart(title=f"Robust accuracy per class at eps={ref_eps:.3g}", kind="bar",
-                  x_label="class", y_label="robust accuracy",
-                  series=[Series(name="robust accuracy", x=names, y=per_class)]),
-        ],
+        evidence=evidence,
+        charts=charts,
         recommendation=(
             "Train with adversarial examples (PGD adversarial training) at the budget you "
             "must resist, evaluate again with --profile thorough, and reject inputs "
