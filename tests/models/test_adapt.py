@@ -54,3 +54,13 @@ def test_importing_models_does_not_import_torch() -> None:
             "m.SklearnClassifier; "
             "assert 'torch' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_twin_keeps_the_estimator_for_reference_models() -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    from bastion.models import as_classifier
+
+    x = np.random.default_rng(0).normal(size=(40, 3))
+    clf = LogisticRegression().fit(x, (x[:, 0] > 0).astype(int))
+    assert as_classifier(clf).estimator is clf  # type: ignore[attr-defined]

@@ -83,4 +83,5 @@ def _sklearn(
     if len(black_box.input_shape) > 1:
         twin = nn.Sequential(nn.Flatten(), twin)
     return TorchClassifier(twin, input_shape=black_box.input_shape,
-                           n_classes=black_box.n_classes, bounds=black_box.bounds, device=device)
+                           n_classes=black_box.n_classes, bounds=black_box.bounds, device=device,
+                           estimator=estimator)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -45,6 +46,7 @@ class TorchClassifier:
         std: float | Sequence[float] | None = None,
         device: str | torch.device = "cpu",
         batch_size: int = 256,
+        estimator: Any = None,
     ) -> None:
         if not isinstance(module, torch.nn.Module):
             raise UnsupportedModelError(
@@ -70,6 +72,9 @@ class TorchClassifier:
                 "leave n_classes out to use the model's"
             )
         self._n_queries = 0
+        # The scikit-learn estimator this module is an exact twin of, if any: attacks that
+        # train reference models (membership inference) clone and refit it.
+        self.estimator = estimator
 
     @property
     def n_classes(self) -> int:
