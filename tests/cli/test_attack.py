@@ -92,3 +92,18 @@ def test_unknown_attack_and_unlabeled_data_exit_2(files, capsys) -> None:
     assert code == 2 and "no labels" in err
     code, _, err = _run(["attack", "pgd"], capsys)
     assert code == 2 and "--model" in err
+
+
+def test_gradient_attack_on_a_tree_model_exits_2_naming_black_box_attacks(files, capsys) -> None:
+    import skops.io as sio
+    from sklearn.ensemble import RandomForestClassifier
+
+    d = load_digits()
+    x = (d.data / 16.0).astype(np.float32)
+    forest = RandomForestClassifier(n_estimators=3, random_state=0).fit(x[:300], d.target[:300])
+    path = files["root"] / "forest.skops"
+    sio.dump(forest, path)
+    code, _, err = _run(["attack", "pgd", "--model", str(path), "--data", str(files["data"]),
+                         "--eps", "0.1"], capsys)
+    assert code == 2
+    assert "Differentiable" in err and "square" in err and err.count("\n") == 1
