@@ -133,3 +133,21 @@ def test_standard_profile_reports_minimal_perturbations(cnn_target) -> None:
     q = finding.evidence["minimal_perturbation_quantiles"]
     assert q["0.1"] <= median.value == q["0.5"] <= q["0.9"]
     assert finding.charts[-1].kind == "hist"
+
+
+def test_surrogate_option_adds_the_transfer_rate(cnn_target, digits) -> None:
+    x, y = digits
+    torch.manual_seed(5)
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10))
+    opt = torch.optim.Adam(net.parameters(), lr=5e-2)
+    for _ in range(100):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(net(torch.as_tensor(x[:1200])),
+                                          torch.as_tensor(y[:1200])).backward()
+        opt.step()
+    surrogate = TorchClassifier(net, input_shape=(1, 8, 8))
+    ctx = ScanContext(options={"eps": [0.3], "surrogate": surrogate})
+    [finding] = Robustness().run(cnn_target, ctx)
+    rate = finding.evidence["transfer_rate"]
+    assert 0.1 < rate <= 1.0
+    assert any(m.name == "transfer_rate" and m.value == rate for m in finding.metrics)

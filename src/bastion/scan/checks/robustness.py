@@ -7,7 +7,9 @@ manipulation; ATLAS AML.T0015 evade AI model, AML.T0043 craft adversarial data).
 Profiles choose the attacks: ``quick`` FGSM + PGD-10 (seconds, the demo's),
 ``standard`` APGD-CE + APGD-T, ``thorough`` the AutoAttack ensemble. ``standard`` and
 ``thorough`` also report the distribution of minimal perturbations (DeepFool) on up to
-100 correctly classified samples. A model
+100 correctly classified samples. With ``options["surrogate"]`` (a white-box model for
+the same task) the finding adds the transfer rate: the share of correctly classified
+samples fooled by PGD examples crafted on the surrogate at the reference budget. A model
 without gradients gets the black-box Square attack instead. Each attack runs only on
 the samples still robust (per-sample worst case), and a sample fooled at one budget
 counts as fooled at every larger one, so the curve is monotone.
@@ -157,8 +159,32 @@ class Robustness:
         minimal = None
         if ctx.profile != "quick" and isinstance(model, Differentiable):
             minimal = _minimal_perturbations(model, x, y, norm, gen)
-        return [_finding(self, target, clean_acc, eps_grid, curve, ref_eps, at_ref, y, norm,
-                         used, ctx.profile, data.class_names, minimal)]
+        finding = _finding(self, target, clean_acc, eps_grid, curve, ref_eps, at_ref, y, norm,
+                           used, ctx.profile, data.class_names, minimal)
+        surrogate = ctx.options.get("surrogate")
+        if surrogate is None:
+            return [finding]
+        rate = _transfer_rate(model, surrogate, x, y, ref_eps, norm, gen)
+        metric = Metric(name="transfer_rate", value=rate, unit="ratio",
+                        description="share of correctly classified samples fooled by "
+                                    "examples crafted on the surrogate (PGD) at the "
+                                    "reference eps")
+        return [finding.model_copy(update={
+            "metrics": [*finding.metrics, metric],
+            "evidence": finding.evidence | {"transfer_rate": rate}})]
+
+
+def _transfer_rate(model: Classifier, surrogate: object, x: np.ndarray, y: np.ndarray,
+                   eps: float, norm: Norm, gen: torch.Generator) -> float:
+    """Share of the correctly classified samples that PGD examples from ``surrogate`` fool."""
+    from bastion.attacks.evasion.transfer import Transfer
+
+    right = np.flatnonzero(model.predict_proba(x).argmax(axis=1) == y)
+    if right.size == 0:
+        return 0.0
+    result = Transfer(eps=eps, norm=norm, surrogate=surrogate, crafting={"steps": 20})(
+        model, x[right], y[right], generator=gen)
+    return result.success_rate
 
 
 def _minimal_perturbations(
