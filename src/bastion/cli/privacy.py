@@ -1,0 +1,107 @@
+"""``bastion privacy``: find personal data in text, JSONL, CSV and Parquet files.
+
+Module level imports only typer; the recognizers load inside the command. Reports show
+masked examples only; ``--format json`` lists every detection (record, field, start,
+end, entity type, score) inside the versioned report schema.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    privacy = typer.Typer(help="Personal data: find it (audit).", no_args_is_help=True)
+    app.add_typer(privacy, name="privacy")
+
+    @privacy.command("audit")
+    def audit_cmd(
+        path: Path = typer.Argument(..., help="A text, .jsonl, .csv/.tsv or .parquet file."),
+        kind: str | None = typer.Option(
+            None, "--kind", help="text, jsonl, csv or parquet (default: from the suffix)."
+        ),
+        text_field: str = typer.Option("text", "--text-field", help="JSONL field to scan."),
+        id_field: str | None = typer.Option(None, "--id-field", help="JSONL record id field."),
+        encoding: str = typer.Option("utf-8", "--encoding", help="Text encoding of the file."),
+        threshold: float = typer.Option(0.5, "--threshold", help="Minimum detection score."),
+        fmt: str | None = typer.Option(
+            None, "--format", "-f", help="json, md, html or sarif (default: from --out, else json)."
+        ),
+        out: Path | None = typer.Option(None, "--out", "-o", help="Write the report here."),
+        fail_on: str = typer.Option("high", "--fail-on", help="Exit 1 at this severity or above."),
+        quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress or summary."),
+    ) -> None:
+        """Find PII; exit 1 when a finding reaches --fail-on."""
+        raise typer.Exit(
+            _audit(path, kind, text_field, id_field, encoding, threshold, fmt, out, fail_on, quiet)
+        )
+
+
+def _audit(
+    path: Path,
+    kind: str | None,
+    text_field: str,
+    id_field: str | None,
+    encoding: str,
+    threshold: float,
+    fmt: str | None,
+    out: Path | None,
+    fail_on: str,
+    quiet: bool,
+) -> int:
+    import platform
+    import time
+    from datetime import UTC, datetime
+
+    from rich.markup import escape
+
+    from bastion import __version__
+    from bastion.cli._ui import err_console, print_summary, progress_bars
+    from bastion.errors import ConfigError
+    from bastion.privacy.audit import audit
+    from bastion.report.finding import Report, RunMetadata, Severity
+    from bastion.report.write import format_from_suffix, render, write_report
+
+    try:
+        level = Severity(fail_on)
+    except ValueError:
+        raise ConfigError(
+            f"--fail-on {fail_on!r}: use info, low, medium, high or critical"
+        ) from None
+    chosen = fmt or (format_from_suffix(out) if out else "json")
+    started, clock = datetime.now(UTC), time.perf_counter()
+    with progress_bars(quiet=quiet or out is None) as sink:
+        result = audit(path, kind=kind, text_field=text_field, id_field=id_field,
+                       encoding=encoding, threshold=threshold, progress=sink)  # fmt: skip
+    report = Report(
+        metadata=RunMetadata(
+            tool_version=__version__,
+            command="privacy audit",
+            started_at=started,
+            finished_at=datetime.now(UTC),
+            config={
+                "kind": result.kind,
+                "threshold": threshold,
+                "records": result.n_records,
+                "cells": result.n_cells,
+                "columns": [vars(c) for c in result.columns],
+            },
+            checks_run=["pii"],
+            timings_s={"audit": round(time.perf_counter() - clock, 3)},
+            python=platform.python_version(),
+            platform=platform.platform(),
+        ),
+        findings=result.findings(),
+    )
+    if out is None:
+        sys.stdout.write(render(report, chosen))
+    else:
+        write_report(report, out, chosen)
+        if not quiet:
+            print_summary(report)
+            err_console.print(f"Report written to [bold]{escape(str(out))}[/]")
+    worst = report.worst()
+    return 1 if worst is not None and worst >= level else 0

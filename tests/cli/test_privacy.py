@@ -1,0 +1,50 @@
+"""`bastion privacy audit` through the real CLI: exit codes, JSON detections, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+
+def _bastion(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "COLUMNS": "120"}
+    env.pop("BASTION_DEBUG", None)
+    return subprocess.run(
+        [sys.executable, "-m", "bastion.cli.main", "privacy", *map(str, args)],
+        capture_output=True, text=True, env=env, timeout=120,
+    )  # fmt: skip
+
+
+def test_audit_json_lists_every_detection(tmp_path: Path) -> None:
+    path = tmp_path / "t.csv"
+    path.write_text("name,ssn\nJohn Smith,123-45-6788\nMary Jones,none\n")
+    run = _bastion("audit", path)
+    assert run.returncode == 1  # an SSN is a high finding
+    report = json.loads(run.stdout)
+    detections = [d for f in report["findings"] for d in f["evidence"].get("detections", [])]
+    assert sorted((d["record"], d["field"], d["entity"]) for d in detections) == [
+        ("2", "name", "PERSON"), ("2", "ssn", "US_SSN"), ("3", "name", "PERSON"),
+    ]  # fmt: skip
+    assert "123-45-6788" not in run.stdout and "John Smith" not in run.stdout
+
+
+def test_audit_clean_file_exits_zero_and_writes_report(tmp_path: Path) -> None:
+    path = tmp_path / "t.txt"
+    path.write_text("BP 120/80 at 10:30, version 2.3.1\n")
+    out = tmp_path / "r.md"
+    run = _bastion("audit", path, "--out", out, "-q")
+    assert run.returncode == 0, run.stderr
+    assert out.read_text().startswith("# bastion report")
+
+
+def test_binary_as_text_is_one_line_exit_2_no_output(tmp_path: Path) -> None:
+    path = tmp_path / "blob.txt"
+    path.write_bytes(b"\x00\x01\x02binary")
+    out = tmp_path / "r.json"
+    run = _bastion("audit", path, "--out", out)
+    assert run.returncode == 2
+    assert run.stderr.count("\n") == 1 and "binary" in run.stderr
+    assert not out.exists()
