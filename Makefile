@@ -27,11 +27,14 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy src
 
+# Two test workers on two cores: one torch/BLAS thread each, no oversubscription.
+TEST_ENV := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
+
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -m "not slow" -n 2 -q
+	$(TEST_ENV) $(BIN)/python -m pytest -m "not slow" -n 2 -q
 
 test-slow: $(STAMP)
-	$(BIN)/python -m pytest -m slow -q; rc=$$?; [ $$rc -eq 0 ] || [ $$rc -eq 5 ]
+	$(TEST_ENV) $(BIN)/python -m pytest -m slow -q; rc=$$?; [ $$rc -eq 0 ] || [ $$rc -eq 5 ]
 
 test: lint typecheck test-fast test-slow
 

@@ -43,14 +43,26 @@ def digits_cnn() -> torch.nn.Module:
 def _train_cnn(train: Dataset, seed: int) -> torch.nn.Module:
     import torch
 
+    from bastion.models.torch import one_thread
+
     assert train.y is not None  # the demo data always has labels
     gen = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)
-    model = digits_cnn()
+    with torch.random.fork_rng(devices=[]):  # seeded initialisation, global RNG untouched
+        torch.manual_seed(seed)
+        model = digits_cnn()
     x = torch.as_tensor(train.x, dtype=torch.float32)
     y = torch.as_tensor(train.y, dtype=torch.long)
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     model.train()
+    with one_thread():
+        _fit(model, opt, x, y, gen)
+    return model.eval()
+
+
+def _fit(model: torch.nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
+         gen: torch.Generator) -> None:
+    import torch
+
     for _ in range(_EPOCHS):
         order = torch.randperm(len(x), generator=gen)
         for start in range(0, len(x), 64):
@@ -59,7 +71,6 @@ def _train_cnn(train: Dataset, seed: int) -> torch.nn.Module:
             loss = torch.nn.functional.cross_entropy(model(x[idx]), y[idx])
             torch.autograd.backward(loss)
             opt.step()
-    return model.eval()
 
 
 def _digits(workdir: Path, seed: int) -> tuple[NamedTarget, ArtifactInfo]:

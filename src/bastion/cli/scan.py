@@ -35,6 +35,7 @@ class ScanSettings(BaseModel):
     checks: list[str] | None = None
     profile: Profile = "quick"
     seed: int = 0
+    threads: int | None = None
     quiet: bool = False
 
 
@@ -68,6 +69,8 @@ def register(app: typer.Typer) -> None:
         profile: str | None = typer.Option(
             None, help="Attack effort: quick, standard or thorough."),
         seed: int | None = typer.Option(None, help="Seed for every random choice."),
+        threads: int | None = typer.Option(
+            None, help="torch threads (default: torch's; 1 for --demo, whose models are tiny)."),
         quiet: bool | None = typer.Option(None, "--quiet", "-q", help="No progress bars."),
         demo: bool = typer.Option(False, "--demo", help="Scan the built-in demo."),
         config: Path | None = typer.Option(None, help="TOML file with a [scan] table."),
@@ -84,7 +87,7 @@ def register(app: typer.Typer) -> None:
             "input_shape": input_shape, "factory": factory, "n_classes": n_classes,
             "trust": trust or None, "format": fmt, "out": out,
             "fail_on": fail_on, "checks": checks.split(",") if checks else None,
-            "profile": profile, "seed": seed, "quiet": quiet,
+            "profile": profile, "seed": seed, "threads": threads, "quiet": quiet,
         }
         settings = resolve(ScanSettings, "scan", flags, config)
         raise typer.Exit(_run(settings, demo=demo))
@@ -125,6 +128,7 @@ def _run(settings: ScanSettings, *, demo: bool) -> int:
         out = Path("bastion-report.html")
     to_stdout = out is None
     chosen = select_checks(settings.checks)
+    _set_threads(settings.threads or (1 if demo else None))
     with progress_bars(quiet=settings.quiet or to_stdout) as sink:
         if demo:
             from bastion.demo import build_demo
@@ -155,3 +159,16 @@ def _run(settings: ScanSettings, *, demo: bool) -> int:
             print_summary(report)
             err_console.print(f"Report written to [bold]{escape(str(out))}[/]")
     return exit_code(report, settings.fail_on)
+
+
+def _set_threads(threads: int | None) -> None:
+    """Small models run many tiny torch ops, where a thread pool costs more than it saves."""
+    from bastion.errors import ConfigError
+
+    if threads is None:
+        return
+    if threads < 1:
+        raise ConfigError(f"--threads must be at least 1, not {threads}")
+    import torch
+
+    torch.set_num_threads(threads)

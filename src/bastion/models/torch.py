@@ -12,7 +12,7 @@ gives ``[1 - sigmoid(z), sigmoid(z)]``.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -181,3 +181,18 @@ def _param_dtype(module: torch.nn.Module) -> torch.dtype:
         if tensor.is_floating_point():
             return tensor.dtype
     return torch.float32
+
+
+@contextlib.contextmanager
+def one_thread() -> Iterator[None]:
+    """Run torch on one thread for the duration, then restore the caller's setting.
+
+    Training a small model takes many tiny steps, where the intra-op thread pool costs
+    more than it saves: on 2 shared cores a surrogate trains 10x faster on one thread.
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

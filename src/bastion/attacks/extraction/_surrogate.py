@@ -49,7 +49,7 @@ def train_surrogate(
     """Fit a fresh surrogate on ``(x, target probabilities)``; seeded end to end."""
     import torch
 
-    from bastion.models.torch import TorchClassifier
+    from bastion.models.torch import TorchClassifier, one_thread
 
     gen = torch.Generator().manual_seed(seed)
     n_classes = probs.shape[1]
@@ -62,13 +62,14 @@ def train_surrogate(
         target = torch.nn.functional.one_hot(target.argmax(1), n_classes).float()
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     net.train()
-    for _ in range(epochs):
-        order = torch.randperm(len(xt), generator=gen)
-        for start in range(0, len(xt), batch_size):
-            idx = order[start : start + batch_size]
-            opt.zero_grad()
-            logp = torch.log_softmax(net(xt[idx]), dim=1)
-            loss = -(target[idx] * logp).sum(dim=1).mean()
-            torch.autograd.backward(loss)
-            opt.step()
+    with one_thread():
+        for _ in range(epochs):
+            order = torch.randperm(len(xt), generator=gen)
+            for start in range(0, len(xt), batch_size):
+                idx = order[start : start + batch_size]
+                opt.zero_grad()
+                logp = torch.log_softmax(net(xt[idx]), dim=1)
+                loss = -(target[idx] * logp).sum(dim=1).mean()
+                torch.autograd.backward(loss)
+                opt.step()
     return TorchClassifier(net, input_shape=input_shape, n_classes=n_classes, bounds=bounds)
