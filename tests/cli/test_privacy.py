@@ -48,3 +48,24 @@ def test_binary_as_text_is_one_line_exit_2_no_output(tmp_path: Path) -> None:
     assert run.returncode == 2
     assert run.stderr.count("\n") == 1 and "binary" in run.stderr
     assert not out.exists()
+
+
+def test_anonymize_writes_copy_and_reports_k(tmp_path: Path) -> None:
+    path = tmp_path / "t.csv"
+    path.write_text("name,zip,notes\nJohn Smith,62704,SSN 123-45-6788\n")
+    out = tmp_path / "o.csv"
+    run = _bastion("anonymize", path, "--out", out, "--preset", "hipaa-safe-harbor")
+    assert run.returncode == 0, run.stderr
+    assert out.read_text() == "name,zip,notes\n[PERSON],627,SSN [US_SSN]\n"
+    assert "k-anonymity 1" in run.stderr
+
+
+def test_anonymize_missing_key_is_one_line_exit_2_no_output(tmp_path: Path) -> None:
+    path = tmp_path / "t.csv"
+    path.write_text("name\nJohn Smith\n")
+    out = tmp_path / "o.csv"
+    run = _bastion("anonymize", path, "--out", out, "--preset", "gdpr-pseudonymize",
+                   "--key-file", tmp_path / "missing.key")  # fmt: skip
+    assert run.returncode == 2
+    assert run.stderr.count("\n") == 1 and "key" in run.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.csv"]

@@ -14,7 +14,9 @@ import typer
 
 
 def register(app: typer.Typer) -> None:
-    privacy = typer.Typer(help="Personal data: find it (audit).", no_args_is_help=True)
+    privacy = typer.Typer(
+        help="Personal data: find it (audit), remove it (anonymize).", no_args_is_help=True
+    )
     app.add_typer(privacy, name="privacy")
 
     @privacy.command("audit")
@@ -38,6 +40,43 @@ def register(app: typer.Typer) -> None:
         raise typer.Exit(
             _audit(path, kind, text_field, id_field, encoding, threshold, fmt, out, fail_on, quiet)
         )
+
+    @privacy.command("anonymize")
+    def anonymize_cmd(
+        path: Path = typer.Argument(..., help="A text, .jsonl or .csv/.tsv file (read only)."),
+        out: Path = typer.Option(..., "--out", "-o", help="Anonymized copy (written atomically)."),
+        preset: str | None = typer.Option(
+            None, "--preset", help="hipaa-safe-harbor or gdpr-pseudonymize."
+        ),
+        config: Path | None = typer.Option(
+            None, "--config", help="JSON settings; its keys override the preset's."
+        ),
+        key_file: Path | None = typer.Option(
+            None, "--key-file", help="Pseudonymization key (else $BASTION_PII_KEY)."
+        ),
+        kind: str | None = typer.Option(None, "--kind", help="text, jsonl or csv."),
+        text_field: str = typer.Option("text", "--text-field", help="JSONL field to scan."),
+        encoding: str = typer.Option("utf-8", "--encoding", help="Text encoding of the file."),
+    ) -> None:
+        """Write a copy with identifiers replaced; report k-anonymity and l-diversity."""
+        from bastion.cli._ui import err_console
+        from bastion.privacy.anonymize import anonymize, load_config
+
+        settings = load_config(preset, config)
+        if key_file is not None:
+            settings = settings.model_copy(update={"key_file": key_file})
+        result = anonymize(path, out, settings, kind=kind, text_field=text_field, encoding=encoding)
+        replaced = ", ".join(f"{e} {n}" for e, n in result.replaced.most_common()) or "nothing"
+        err_console.print(f"{result.n_records} records written to {out}; replaced: {replaced}")
+        if result.dropped_columns:
+            err_console.print(f"dropped columns: {', '.join(result.dropped_columns)}")
+        if result.malformed:
+            lines = ", ".join(map(str, result.malformed[:20]))
+            err_console.print(f"malformed rows (scrubbed as text) at lines: {lines}")
+        if result.k_anonymity is not None:
+            qi = ", ".join(result.quasi_identifiers)
+            l_div = "" if result.l_diversity is None else f", l-diversity {result.l_diversity}"
+            err_console.print(f"quasi-identifiers {qi}: k-anonymity {result.k_anonymity}{l_div}")
 
 
 def _audit(

@@ -51,6 +51,7 @@ _NAME_HINTS: tuple[tuple[str, str], ...] = (
     (r"vin$|vehicle", "VIN"),
     (r"imei|device", "IMEI"),
     (r"account|acct", "BANK_ACCOUNT"),
+    (r"^age$|_age$|^age_", "AGE_OVER_89"),
 )
 _HINT_CONFIDENCE = 0.6
 

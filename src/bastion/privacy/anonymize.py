@@ -1,0 +1,365 @@
+"""Anonymize a text, JSONL or CSV file: every detected identifier is redacted, masked,
+pseudonymized (HMAC-SHA256), generalized, or its column dropped.
+
+Nothing else changes: the input is only read, the output is written to a temporary file
+beside ``out`` and renamed over it at the end (so a failure leaves no partial file), and
+row count, column order and every value without PII are copied byte for byte. Afterwards
+the k-anonymity and l-diversity of the quasi-identifier columns are measured on the output.
+
+The pseudonymization key comes from an environment variable or a file and is never
+logged, stored or echoed; the same key and value always give the same token.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import hmac
+import io
+import json
+import os
+import re
+import tempfile
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from bastion.errors import ConfigError, UnreadableInputError
+from bastion.privacy._records import open_source
+from bastion.privacy.audit import ColumnClass, classify_columns
+from bastion.privacy.pii import Detection, analyze, mask
+
+__all__ = ["PRESETS", "AnonymizeConfig", "AnonymizeResult", "anonymize", "generalize"]
+
+Operator = Literal["redact", "mask", "pseudonymize", "generalize", "keep"]
+OPERATORS: tuple[str, ...] = ("redact", "mask", "pseudonymize", "generalize", "keep")
+
+# HHS Safe Harbor guidance: 3-digit ZIP prefixes whose area held 20,000 people or fewer
+# (2000 Census) must become 000.
+SAFE_HARBOR_ZIP3_TO_ZERO = frozenset(
+    {"036", "059", "063", "102", "203", "556", "692", "790", "821", "823", "830", "831",
+     "878", "879", "884", "890", "893"}
+)  # fmt: skip
+
+
+class AnonymizeConfig(BaseModel):
+    """What to do with each entity type and column; loaded from ``--config`` (JSON)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    default: Operator = "redact"
+    entities: dict[str, Operator] = Field(default_factory=dict)
+    columns: dict[str, Operator | Literal["drop"]] = Field(default_factory=dict)
+    mask_keep: int = Field(default=4, ge=0)
+    key_env: str = "BASTION_PII_KEY"
+    key_file: Path | None = None
+    quasi_identifiers: list[str] | None = None
+    sensitive: str | None = None
+    threshold: float = Field(default=0.5, gt=0.0, le=1.0)
+    column_confidence: float = Field(default=0.5, gt=0.0, le=1.0)
+
+    def operator(self, entity: str) -> Operator:
+        return self.entities.get(entity, self.default)
+
+    def needs_key(self) -> bool:
+        ops = [self.default, *self.entities.values(), *self.columns.values()]
+        return "pseudonymize" in ops
+
+
+_GENERALIZED = {"DATE_TIME": "generalize", "ZIP_CODE": "generalize", "AGE_OVER_89": "generalize"}
+
+PRESETS: dict[str, AnonymizeConfig] = {
+    # The 18 Safe Harbor identifiers removed; dates kept as years, ZIPs as 3 digits,
+    # ages of 90 and over pooled.
+    "hipaa-safe-harbor": AnonymizeConfig(default="redact", entities=dict(_GENERALIZED)),
+    # GDPR Art. 4(5): identifiers replaced by keyed tokens that only the key holder can
+    # link back; dates reduced to years.
+    "gdpr-pseudonymize": AnonymizeConfig(
+        default="pseudonymize", entities={"DATE_TIME": "generalize"}
+    ),
+}
+
+
+def load_config(preset: str | None, path: Path | None) -> AnonymizeConfig:
+    """A preset, a JSON config file, or the preset overridden by the file's keys."""
+    if preset is not None and preset not in PRESETS:
+        raise ConfigError(f"unknown preset {preset!r}; use one of {', '.join(sorted(PRESETS))}")
+    base = PRESETS[preset] if preset else AnonymizeConfig()
+    if path is None:
+        return base
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise ConfigError(f"config file {path} is not valid JSON") from None
+    try:
+        return AnonymizeConfig.model_validate({**base.model_dump(), **data})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(
+            f"config {path}: {where}: {first['msg']} (operators: {', '.join(OPERATORS)}, drop)"
+        ) from None
+
+
+def _key(config: AnonymizeConfig) -> bytes:
+    if config.key_file is not None:
+        try:
+            key = config.key_file.read_bytes().strip()
+        except OSError:
+            raise ConfigError(
+                f"pseudonymization key file {config.key_file} cannot be read"
+            ) from None
+    else:
+        key = os.environ.get(config.key_env, "").encode()
+    if len(key) < 16:
+        raise ConfigError(
+            f"pseudonymization needs a key of 16+ bytes: set {config.key_env} or pass --key-file"
+        )
+    return key
+
+
+def generalize(entity: str, value: str) -> str:
+    """Dates → year, ZIP → first 3 digits (000 for small areas), age ≥ 90 → "90+"."""
+    if entity == "DATE_TIME":
+        year = re.search(r"(?<!\d)(?:19|20)\d{2}(?!\d)", value)
+        return year.group(0) if year else "[DATE]"
+    if entity == "ZIP_CODE":
+        zip3 = value[:3]
+        return "000" if zip3 in SAFE_HARBOR_ZIP3_TO_ZERO else zip3
+    if entity == "AGE_OVER_89":
+        digits = value.strip()
+        if digits.isdigit() and int(digits) < 90:
+            return value
+        return "90+"
+    return f"[{entity}]"
+
+
+@dataclass(kw_only=True)
+class AnonymizeResult:
+    """What was changed, where, and how identifiable the output still is."""
+
+    out: Path
+    n_records: int = 0
+    replaced: Counter[str] = field(default_factory=Counter)
+    malformed: list[int] = field(default_factory=list)
+    dropped_columns: list[str] = field(default_factory=list)
+    quasi_identifiers: list[str] = field(default_factory=list)
+    k_anonymity: int | None = None
+    l_diversity: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Replacer:
+    config: AnonymizeConfig
+    key: bytes | None
+
+    def value(self, entity: str, raw: str, op: str | None = None) -> str:
+        match op or self.config.operator(entity):
+            case "redact":
+                return f"[{entity}]"
+            case "mask":
+                return mask(raw, keep=self.config.mask_keep)
+            case "pseudonymize":
+                assert self.key is not None  # load-time check: needs_key() → _key()
+                digest = hmac.new(self.key, raw.encode("utf-8"), hashlib.sha256).hexdigest()
+                return f"{entity}_{digest[:16]}"
+            case "generalize":
+                return generalize(entity, raw)
+            case _:
+                return raw
+
+    def text(self, text: str, counter: Counter[str]) -> str:
+        found = analyze(text, threshold=self.config.threshold)
+        return self.spans(text, found, counter)
+
+    def spans(self, text: str, found: list[Detection], counter: Counter[str]) -> str:
+        out = text
+        for d in sorted(found, key=lambda d: d.start, reverse=True):
+            new = self.value(d.entity, text[d.start : d.end])
+            if new != text[d.start : d.end]:
+                counter[d.entity] += 1
+            out = out[: d.start] + new + out[d.end :]
+        return out
+
+
+def anonymize(
+    path: Path,
+    out: Path,
+    config: AnonymizeConfig,
+    *,
+    kind: str | None = None,
+    text_field: str = "text",
+    encoding: str = "utf-8",
+) -> AnonymizeResult:
+    """Write an anonymized copy of ``path`` to ``out`` (atomically); never touch ``path``."""
+    source = open_source(path, kind=kind, text_field=text_field, encoding=encoding)
+    if out.resolve() == path.resolve():
+        raise ConfigError("--out must differ from the input; the input is never modified")
+    if source.kind == "parquet":
+        raise ConfigError("anonymize reads text, JSONL and CSV; convert Parquet to CSV first")
+    key = _key(config) if config.needs_key() else None
+    replacer = _Replacer(config=config, key=key)
+    result = AnonymizeResult(out=out)
+    writers: dict[str, Callable[[io.TextIOBase], None]] = {
+        "text": lambda fh: _text(source.path, encoding, fh, replacer, result),
+        "jsonl": lambda fh: _jsonl(source.path, encoding, text_field, fh, replacer, result),
+        "csv": lambda fh: _csv(source.path, encoding, fh, replacer, result),
+    }
+    _atomic(out, writers[source.kind])
+    return result
+
+
+def _atomic(out: Path, write: Callable[[io.TextIOBase], None]) -> None:
+    """Write through a temporary file in ``out``'s folder, then rename it into place."""
+    folder = out.parent if str(out.parent) else Path(".")
+    if not folder.is_dir():
+        raise UnreadableInputError(f"folder {folder} does not exist; create it first")
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{out.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            write(handle)
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _lines(path: Path, encoding: str) -> Iterable[str]:
+    try:
+        with path.open(encoding=encoding, newline="") as handle:
+            yield from handle
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path} is not valid {encoding} (byte {exc.start}); pass --encoding, e.g. latin-1"
+        ) from None
+
+
+def _text(
+    path: Path, encoding: str, fh: io.TextIOBase, rep: _Replacer, result: AnonymizeResult
+) -> None:
+    for line in _lines(path, encoding):
+        body = line.rstrip("\r\n")
+        fh.write(rep.text(body, result.replaced) + line[len(body) :])
+        result.n_records += 1
+
+
+def _jsonl(
+    path: Path,
+    encoding: str,
+    text_field: str,
+    fh: io.TextIOBase,
+    rep: _Replacer,
+    result: AnonymizeResult,
+) -> None:
+    for number, line in enumerate(_lines(path, encoding), start=1):
+        result.n_records += 1
+        try:
+            row = json.loads(line) if line.strip() else None
+        except json.JSONDecodeError:
+            row = None
+        if not isinstance(row, dict):
+            if line.strip():
+                result.malformed.append(number)
+            fh.write(
+                line if not line.strip() else rep.text(line.rstrip("\n"), result.replaced) + "\n"
+            )
+            continue
+        row = {k: rep.text(v, result.replaced) if isinstance(v, str) else v for k, v in row.items()}
+        fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def _csv(
+    path: Path, encoding: str, fh: io.TextIOBase, rep: _Replacer, result: AnonymizeResult
+) -> None:
+    delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
+    # Pass 1 classifies columns from a sample, so whole-cell identifiers (a name the
+    # dictionary misses, in a column of names) are caught too.
+    classes = _classify(path, encoding, delimiter)
+    config = rep.config
+    reader = csv.reader(_lines(path, encoding), delimiter=delimiter)
+    writer = csv.writer(fh, delimiter=delimiter, lineterminator="\n")
+    header = next(reader)
+    dropped = {c for c, op in config.columns.items() if op == "drop"}
+    unknown = set(config.columns) - set(header)
+    if unknown:
+        raise ConfigError(f"config names columns not in the file: {', '.join(sorted(unknown))}")
+    keep = [i for i, name in enumerate(header) if name not in dropped]
+    result.dropped_columns = [header[i] for i in range(len(header)) if i not in keep]
+    qi = config.quasi_identifiers or [
+        c.column for c in classes.values()
+        if c.entity in _GENERALIZED and c.confidence >= config.column_confidence
+    ]  # fmt: skip
+    result.quasi_identifiers = [q for q in qi if q in header and q not in dropped]
+    sizes: Counter[tuple[str, ...]] = Counter()
+    values: dict[tuple[str, ...], set[str]] = defaultdict(set)
+    writer.writerow([header[i] for i in keep])
+    for row in reader:
+        result.n_records += 1
+        if len(row) != len(header):
+            # Reported by line number; its fields are still scrubbed as free text so
+            # the row count holds and nothing leaks through a broken row.
+            result.malformed.append(reader.line_num)
+            writer.writerow([rep.text(v, result.replaced) for v in row])
+            continue
+        cells = {
+            header[i]: _cell(row[i], classes.get(header[i]), rep, result.replaced) for i in keep
+        }
+        writer.writerow([cells[header[i]] for i in keep])
+        if result.quasi_identifiers:
+            group = tuple(cells[q] for q in result.quasi_identifiers)
+            sizes[group] += 1
+            if config.sensitive in cells:
+                values[group].add(cells[config.sensitive])
+    if sizes:
+        result.k_anonymity = min(sizes.values())
+        result.l_diversity = min(len(v) for v in values.values()) if values else None
+
+
+def _cell(value: str, column: ColumnClass | None, rep: _Replacer, counter: Counter[str]) -> str:
+    """Detections inside the cell first; else the column's class, if sure enough."""
+    if not value:
+        return value
+    if column is not None:
+        op = rep.config.columns.get(column.column)
+        if op is not None and op != "drop":
+            entity = column.entity or "COLUMN"
+            new = rep.value(entity, value, op)
+            if new != value:
+                counter[entity] += 1
+            return new
+    found = analyze(value, threshold=rep.config.threshold)
+    if found:
+        return rep.spans(value, found, counter)
+    if column is not None and column.entity and column.confidence >= rep.config.column_confidence:
+        new = rep.value(column.entity, value)
+        if new != value:
+            counter[column.entity] += 1
+        return new
+    return value
+
+
+def _classify(path: Path, encoding: str, delimiter: str, n: int = 200) -> dict[str, ColumnClass]:
+    """Column classes from the first ``n`` well-formed rows."""
+    reader = csv.reader(_lines(path, encoding), delimiter=delimiter)
+    header = next(reader, None)
+    if header is None:
+        raise ConfigError(f"{path} is empty; give a CSV file with a header row")
+    sampled: dict[str, Counter[str]] = defaultdict(Counter)
+    n_sampled: Counter[str] = Counter()
+    for count, row in enumerate(reader):
+        if count >= n:
+            break
+        if len(row) != len(header):
+            continue
+        for name, value in zip(header, row, strict=True):
+            if value:
+                n_sampled[name] += 1
+                for entity in {d.entity for d in analyze(value)}:
+                    sampled[name][entity] += 1
+    return {c.column: c for c in classify_columns(header, sampled, n_sampled)}

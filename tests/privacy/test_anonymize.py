@@ -1,0 +1,150 @@
+"""Anonymization on files with known identifiers: nothing detected survives, nothing
+else changes, the input is untouched, and failures leave no output behind."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from bastion.errors import ConfigError
+from bastion.privacy.anonymize import PRESETS, AnonymizeConfig, anonymize, generalize, load_config
+from bastion.privacy.audit import audit
+
+CSV = (
+    "name,dob,zip,age,diagnosis,notes\n"
+    "John Smith,03/14/1951,03601,92,E11.9,call (212) 736-5000\n"
+    "Xavi Quorra,1980-02-01,62704,45,I10,ok\n"
+    'Mary Jones,1975-06-30,62704,45,I10,"SSN 123-45-6788, BP 120/80"\n'
+    "broken,row\n"
+    "Linda Brown,1975-01-02,62701,45,J45.909,lab glucose 5.6 mmol/L\n"
+)
+KEY = "0123456789abcdef0123456789abcdef"
+
+
+@pytest.fixture
+def table(tmp_path: Path) -> Path:
+    path = tmp_path / "in.csv"
+    path.write_text(CSV)
+    return path
+
+
+def _raw_identifiers(path: Path) -> set[str]:
+    """Every detected identifier string in ``path``, read back from the audit positions."""
+    rows = list(csv.reader(path.read_text().splitlines()))
+    header = rows[0]
+    out = set()
+    for hit in audit(path).hits:
+        row = rows[int(hit.record) - 1]
+        out.add(row[header.index(hit.field)][hit.start : hit.end])
+    return out
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_no_detected_identifier_survives(
+    table: Path, tmp_path: Path, preset: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BASTION_PII_KEY", KEY)
+    before = table.read_bytes()
+    raw = _raw_identifiers(table)
+    assert {"John Smith", "123-45-6788", "(212) 736-5000", "03/14/1951"} <= raw
+    out = tmp_path / "out.csv"
+    anonymize(table, out, load_config(preset, None))
+    text = out.read_text()
+    assert not [r for r in raw if r in text]
+    assert table.read_bytes() == before
+
+
+def test_safe_harbor_output_exactly(table: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out.csv"
+    result = anonymize(table, out, PRESETS["hipaa-safe-harbor"])
+    assert out.read_text().splitlines() == [
+        "name,dob,zip,age,diagnosis,notes",
+        "[PERSON],1951,000,90+,E11.9,call [PHONE_NUMBER]",
+        "[PERSON],1980,627,45,I10,ok",
+        '[PERSON],1975,627,45,I10,"SSN [US_SSN], BP 120/80"',
+        "broken,row",
+        "[PERSON],1975,627,45,J45.909,lab glucose 5.6 mmol/L",
+    ]
+    assert result.malformed == [5]
+    assert result.n_records == 5
+    assert result.quasi_identifiers == ["dob", "zip", "age"]
+    assert result.k_anonymity == 1
+
+
+def test_pseudonyms_are_keyed_and_stable(table: Path, tmp_path: Path) -> None:
+    config = PRESETS["gdpr-pseudonymize"].model_copy(update={"key_file": tmp_path / "k"})
+    (tmp_path / "k").write_text(KEY)
+    anonymize(table, tmp_path / "a.csv", config)
+    anonymize(table, tmp_path / "b.csv", config)
+    assert (tmp_path / "a.csv").read_bytes() == (tmp_path / "b.csv").read_bytes()
+    (tmp_path / "k").write_text(KEY[::-1])
+    anonymize(table, tmp_path / "c.csv", config)
+    assert (tmp_path / "a.csv").read_bytes() != (tmp_path / "c.csv").read_bytes()
+    assert "PERSON_" in (tmp_path / "a.csv").read_text()
+
+
+def test_drop_column_and_l_diversity(table: Path, tmp_path: Path) -> None:
+    config = AnonymizeConfig(
+        entities={"DATE_TIME": "generalize", "ZIP_CODE": "generalize"},
+        columns={"notes": "drop"},
+        quasi_identifiers=["zip"],
+        sensitive="diagnosis",
+    )
+    result = anonymize(table, tmp_path / "out.csv", config)
+    assert (tmp_path / "out.csv").read_text().splitlines()[0] == "name,dob,zip,age,diagnosis"
+    assert result.dropped_columns == ["notes"]
+    assert (result.k_anonymity, result.l_diversity) == (1, 1)
+
+
+def test_jsonl_fields_scrubbed_and_shape_kept(tmp_path: Path) -> None:
+    path = tmp_path / "n.jsonl"
+    path.write_text(json.dumps({"id": 7, "text": "SSN 123-45-6788 seen"}) + "\n")
+    anonymize(path, tmp_path / "o.jsonl", PRESETS["hipaa-safe-harbor"])
+    assert json.loads((tmp_path / "o.jsonl").read_text()) == {"id": 7, "text": "SSN [US_SSN] seen"}
+
+
+@pytest.mark.parametrize(
+    ("entity", "value", "expected"),
+    [
+        ("DATE_TIME", "March 3rd, 1948", "1948"),
+        ("ZIP_CODE", "10001-1234", "100"),
+        ("ZIP_CODE", "89012", "000"),
+        ("AGE_OVER_89", "91", "90+"),
+        ("AGE_OVER_89", "67", "67"),
+        ("PERSON", "John Smith", "[PERSON]"),
+    ],
+)
+def test_generalize(entity: str, value: str, expected: str) -> None:
+    assert generalize(entity, value) == expected
+
+
+def test_missing_key_fails_before_writing(
+    table: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("BASTION_PII_KEY", raising=False)
+    with pytest.raises(ConfigError, match="BASTION_PII_KEY"):
+        anonymize(table, tmp_path / "out.csv", PRESETS["gdpr-pseudonymize"])
+    assert list(tmp_path.iterdir()) == [table]
+
+
+@pytest.mark.parametrize(
+    ("preset", "config", "match"),
+    [
+        ("nope", None, "unknown preset"),
+        (None, '{"default": "shred"}', "operators"),
+        (None, '{"colour": 1}', "colour"),
+        (None, "{not json", "not valid JSON"),
+    ],
+)
+def test_bad_preset_or_config(
+    tmp_path: Path, preset: str | None, config: str | None, match: str
+) -> None:
+    path = None
+    if config is not None:
+        path = tmp_path / "c.json"
+        path.write_text(config)
+    with pytest.raises(ConfigError, match=match):
+        load_config(preset, path)
