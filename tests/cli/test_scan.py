@@ -60,6 +60,7 @@ BAD = [
     ("unknown check", ["--data", "{train}", "--checks", "no-such"], "unknown check"),
     ("bad severity", ["--data", "{train}", "--fail-on", "severe"], "fail_on"),
     ("nothing given", [], "nothing to scan"),
+    ("zero threads", ["--data", "{train}", "--threads", "0"], "--threads must be at least 1"),
 ]
 
 
