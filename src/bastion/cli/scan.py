@@ -128,7 +128,7 @@ def _run(settings: ScanSettings, *, demo: bool) -> int:
         out = Path("bastion-report.html")
     to_stdout = out is None
     chosen = select_checks(settings.checks)
-    _set_threads(settings.threads or (1 if demo else None))
+    _set_threads(settings.threads if settings.threads is not None else (1 if demo else None))
     with progress_bars(quiet=settings.quiet or to_stdout) as sink:
         if demo:
             from bastion.demo import build_demo
