@@ -42,7 +42,7 @@ def test_no_raw_value_reaches_findings(tmp_path: Path) -> None:
     dumped = json.dumps([f.model_dump(mode="json") for f in findings])
     for raw in RAW:
         assert raw not in dumped
-    ssn = next(f for f in findings if f.id == "pii-us-ssn")
+    ssn = next(f for f in findings if f.id == "pii/us-ssn")
     assert ssn.evidence["examples_masked"][0] == "***-**-****"
     assert "HIPAA:ssn" in ssn.evidence["categories"]
 
@@ -51,7 +51,7 @@ def test_malformed_csv_rows_are_reported_and_the_rest_read(tmp_path: Path) -> No
     result = audit(_csv(tmp_path / "t.csv", extra="4,only,three\n5,Ann Lee,al@example.net,x,y\n"))
     assert result.malformed == [5]
     assert result.n_records == 4
-    assert any(f.id == "pii-malformed-rows" for f in result.findings())
+    assert any(f.id == "pii/malformed-rows" for f in result.findings())
 
 
 def test_jsonl_uses_text_and_id_fields(tmp_path: Path) -> None:

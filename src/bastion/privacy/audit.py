@@ -19,7 +19,15 @@ from bastion.privacy.pii import RECOGNIZERS, analyze, mask
 from bastion.progress import ProgressSink, emit
 from bastion.report.finding import Finding, Metric, Severity
 
-__all__ = ["AuditResult", "ColumnClass", "Hit", "audit", "categories_of"]
+__all__ = [
+    "AuditResult",
+    "ColumnClass",
+    "Hit",
+    "audit",
+    "categories_of",
+    "classify_columns",
+    "name_hint",
+]
 
 OWASP = ("ML03", "ML04")
 ATLAS = ("AML.T0024.000", "AML.T0024.001", "AML.T0057")
@@ -106,7 +114,7 @@ class AuditResult:
         if self.malformed:
             out.append(
                 Finding(
-                    id="pii-malformed-rows",
+                    id="pii/malformed-rows",
                     check="pii",
                     title=f"{len(self.malformed)} malformed rows were skipped",
                     severity=Severity.LOW,
@@ -130,7 +138,7 @@ class AuditResult:
         )
         cats = categories_of(entity)
         return Finding(
-            id=f"pii-{entity.lower().replace('_', '-')}",
+            id=f"pii/{entity.lower().replace('_', '-')}",
             check="pii",
             title=f"{len(hits)} {entity} found in {self.path.name}",
             severity=severity,
@@ -182,7 +190,7 @@ def _masked(value: str) -> str:
     return mask(value)
 
 
-def _hint(column: str) -> str | None:
+def name_hint(column: str) -> str | None:
     low = column.lower()
     return next((entity for rx, entity in _NAME_HINTS if re.search(rx, low)), None)
 
@@ -197,7 +205,7 @@ def classify_columns(
         n = n_sampled.get(column, 0)
         top, top_n = counts.most_common(1)[0] if counts else (None, 0)
         fraction = top_n / n if n else 0.0
-        hint = _hint(column)
+        hint = name_hint(column)
         entity: str | None
         if top is not None and (hint is None or hint == top or fraction >= 0.5):
             entity = top

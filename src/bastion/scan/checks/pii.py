@@ -1,0 +1,75 @@
+"""``pii``: personal data in the training data, which a model can memorise and leak.
+
+When the training data came from a text, JSONL, CSV or Parquet file, the file itself
+is audited (the numeric arrays a model sees have lost the text); findings per entity type
+carry the HIPAA / GDPR / CCPA categories, the columns and masked examples only. Feature
+names that announce identifiers (``ssn``, ``email``, ``dob``) are reported too, since a
+model trained on them has them in its inputs. A model that memorised such records can
+give them away to membership inference and inversion (OWASP ML03, ML04).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from bastion.privacy.audit import ATLAS, OWASP, audit, categories_of, name_hint
+from bastion.report.finding import Finding, Severity
+from bastion.scan.check import CHECKS, Need, ScanContext, Target
+
+__all__ = ["PiiCheck"]
+
+_SUFFIXES = {".csv", ".tsv", ".jsonl", ".ndjson", ".parquet", ".pq", ".txt"}
+
+
+@CHECKS.register("pii")
+@dataclass(frozen=True, kw_only=True)
+class PiiCheck:
+    """Identifiers in the training file and in its feature names."""
+
+    name: ClassVar[str] = "pii"
+    title: ClassVar[str] = "Personal data in the training data"
+    owasp: ClassVar[tuple[str, ...]] = OWASP
+    atlas: ClassVar[tuple[str, ...]] = ATLAS
+    needs: ClassVar[tuple[Need, ...]] = ("train",)
+    threshold: float = 0.5
+
+    def applies(self, target: Target) -> bool:
+        train = target.train
+        if train is None:
+            return False
+        from_file = train.path is not None and train.path.suffix.lower() in _SUFFIXES
+        return from_file or any(name_hint(n) for n in train.feature_names)
+
+    def run(self, target: Target, ctx: ScanContext) -> list[Finding]:
+        train = target.train
+        if train is None:
+            return []
+        found: list[Finding] = []
+        if train.path is not None and train.path.suffix.lower() in _SUFFIXES:
+            found += audit(train.path, threshold=self.threshold, progress=ctx.progress).findings()
+        named = {n: e for n in train.feature_names if (e := name_hint(n)) is not None}
+        if named:
+            found.append(
+                Finding(
+                    id="pii/feature-names",
+                    check=self.name,
+                    title=f"{len(named)} features are named like personal identifiers",
+                    severity=Severity.MEDIUM,
+                    description=(
+                        "The model takes these columns as inputs; if they hold what their "
+                        "names say, it can memorise and leak them."
+                    ),
+                    owasp=list(self.owasp),
+                    atlas=list(self.atlas),
+                    evidence={
+                        "features": named,
+                        "categories": {n: categories_of(e) for n, e in named.items()},
+                    },
+                    recommendation=(
+                        "Drop identifier columns before training, or pseudonymize them "
+                        "(bastion privacy anonymize)."
+                    ),
+                )
+            )
+        return found
