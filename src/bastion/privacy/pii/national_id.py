@@ -40,10 +40,14 @@ NATIONAL_ID = RECOGNIZERS.register("national-id")(
                 score=0.6,
             ),
             Pattern(
-                name="in-aadhaar", regex=r"(?<![\w-])[2-9]\d{3} \d{4} \d{4}(?![\w-])", score=0.5
+                name="in-aadhaar",
+                regex=r"(?<![\w-])(?<!\d )[2-9]\d{3} \d{4} \d{4}(?![\w-]| \d)",
+                score=0.5,
             ),
             Pattern(
-                name="nhs-or-sin", regex=r"(?<![\w-])\d{3}[ -]\d{3}[ -]\d{3,4}(?![\w-])", score=0.2
+                name="nhs-or-sin",
+                regex=r"(?<![\w-])(?<!\d )\d{3}[ -]\d{3}[ -]\d{3,4}(?![\w-]| \d)",
+                score=0.2,
             ),
             Pattern(name="nl-bsn", regex=r"(?<![\w-])\d{9}(?![\w-])", score=0.15),
         ),

@@ -48,6 +48,15 @@ PERSON_TITLED = RECOGNIZERS.register("person-titled")(
     Recognizer(
         entity="PERSON",
         patterns=(
+            # A label that introduces a person: any capitalised two- or three-word name
+            # (any alphabet) after it, whether or not the name lists know it.
+            Pattern(
+                name="labelled-name",
+                regex=r"\b(?:[Pp]atient|[Nn]ame:|[Ss]igned by|[Rr]eferred by|[Ss]pouse)\s+"
+                r"((?:[^\W\d_a-z][^\W\d_]+(?:['-][^\W\d_]+)?)(?: [^\W\d_a-z][^\W\d_]+){1,2})",
+                score=0.7,
+                group=1,
+            ),
             Pattern(
                 name="honorific-name",
                 regex=rf"\b(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof)\.? ({_NAME}(?: {_NAME})?)\b",
