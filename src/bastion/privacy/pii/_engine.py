@@ -104,14 +104,16 @@ class Recognizer:
             if rejected is not None:
                 return None
             reasons.append(f"{self.validator_name or 'validator'} passed")
-        window = set(_WORD.findall(low[max(0, start - CONTEXT_WINDOW) : start]))
+        lo = max(0, start - CONTEXT_WINDOW)
+        hit, hit_at = _nearest(low, lo, start, self.context)
+        miss, miss_at = _nearest(low, lo, start, self.negative_context)
         score = pattern.score
-        hit = next((w for w in self.context if _has(window, low, start, w)), None)
-        if hit is not None:
+        # The cue nearest the match decides: "NHS number" right before a number
+        # outweighs "phone" earlier in the sentence, and the other way round.
+        if hit is not None and hit_at >= miss_at:
             score += CONTEXT_BOOST
             reasons.append(f"context word {hit!r} nearby")
-        miss = next((w for w in self.negative_context if _has(window, low, start, w)), None)
-        if miss is not None:
+        elif miss is not None:
             score -= NEGATIVE_PENALTY
             reasons.append(f"negative context {miss!r} nearby")
         score = min(1.0, score)
@@ -126,11 +128,20 @@ class Recognizer:
         )
 
 
-def _has(window: set[str], low: str, start: int, word: str) -> bool:
-    """Whether ``word`` (one token, or a phrase) occurs in the context window."""
-    if " " in word:
-        return word in low[max(0, start - CONTEXT_WINDOW) : start]
-    return word in window
+def _nearest(low: str, lo: int, hi: int, words: tuple[str, ...]) -> tuple[str | None, int]:
+    """The word of ``words`` that ends closest before ``hi`` (within ``low[lo:hi]``)."""
+    best: tuple[str | None, int] = (None, -1)
+    if not words:
+        return best
+    for m in _WORD.finditer(low, lo, hi):
+        token = m.group(0)
+        if token in words:
+            best = (token, m.start())
+    for phrase in (w for w in words if " " in w):
+        at = low.rfind(phrase, lo, hi)
+        if at > best[1]:
+            best = (phrase, at)
+    return best
 
 
 @dataclass(frozen=True, kw_only=True, order=True)

@@ -18,7 +18,6 @@ US_DRIVER_LICENSE = RECOGNIZERS.register("us-driver-license")(
                 group=1,
             ),
         ),
-        negative_context=("plate",),
         categories=("HIPAA:certificate-license-number", "GDPR:national-id", "CCPA:identifier"),
     )
 )
