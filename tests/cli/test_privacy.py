@@ -69,3 +69,15 @@ def test_anonymize_missing_key_is_one_line_exit_2_no_output(tmp_path: Path) -> N
     assert run.returncode == 2
     assert run.stderr.count("\n") == 1 and "key" in run.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["t.csv"]
+
+
+def test_wrong_encoding_and_unknown_operator_exit_2(tmp_path: Path) -> None:
+    latin = tmp_path / "l.txt"
+    latin.write_bytes("café SSN".encode("latin-1"))
+    run = _bastion("audit", latin)
+    assert run.returncode == 2 and "--encoding" in run.stderr and run.stdout == ""
+    config = tmp_path / "c.json"
+    config.write_text('{"default": "shred"}')
+    out = tmp_path / "o.txt"
+    run = _bastion("anonymize", latin, "--out", out, "--config", config, "--encoding", "latin-1")
+    assert run.returncode == 2 and run.stderr.count("\n") == 1 and not out.exists()

@@ -107,3 +107,9 @@ def test_explanation_names_pattern_validator_and_context() -> None:
     assert "card-grouped" in det.explanation
     assert "Luhn" in det.explanation
     assert "'card'" in det.explanation
+
+
+def test_nearest_context_cue_decides() -> None:
+    text = "call (212) 736-5000 or NHS number 943 476 5919"
+    found = [(d.entity, text[d.start : d.end]) for d in analyze(text)]
+    assert found == [("PHONE_NUMBER", "(212) 736-5000"), ("NATIONAL_ID", "943 476 5919")]
