@@ -31,7 +31,7 @@ from bastion.typing import Classifier, Differentiable
 
 __all__ = ["FABT", "project_on_hyperplane"]
 
-_BISECTIONS = 40
+_BISECTIONS = 48
 
 
 def project_on_hyperplane(
@@ -41,7 +41,8 @@ def project_on_hyperplane(
 
     ``w``, ``lower`` (<= 0), ``upper`` (>= 0) are ``(m, n)``; ``r`` is ``(m,)``. The KKT
     solution is ``d = clip(lam * w, lower, upper)`` (L2) or ``clip(lam * sign(w), ...)``
-    (L-inf), with ``w . d`` non-decreasing in ``lam``; ``lam`` is found by bisection. When
+    (L-inf), with ``w . d`` non-decreasing in ``lam``; ``lam`` is found by bisection
+    between 0 and the point where every coordinate is clipped. When
     the box cannot reach the hyperplane, the closest reachable point is returned.
     """
     s = torch.where(r < 0, -1.0, 1.0)[:, None]
@@ -51,13 +52,10 @@ def project_on_hyperplane(
     def reach(lam: torch.Tensor) -> torch.Tensor:
         return torch.clamp(lam[:, None] * direction, lower, upper)
 
-    hi = (need / (direction * ws).sum(1).clamp_min(1e-12)).clamp_min(1e-12)
-    for _ in range(60):  # grow until the target is reached or the box saturates
-        short = (ws * reach(hi)).sum(1) < need
-        saturated = torch.equal(reach(hi), reach(hi * 2))
-        if not bool(short.any()) or saturated:
-            break
-        hi = torch.where(short, hi * 2, hi)
+    # Past the largest per-coordinate saturation point every coordinate is clipped.
+    bound = torch.where(direction > 0, upper, lower) / torch.where(
+        direction == 0, torch.ones_like(direction), direction)
+    hi = torch.where(direction == 0, torch.zeros_like(bound), bound).amax(dim=1).clamp_min(1e-12)
     lo = torch.zeros_like(hi)
     for _ in range(_BISECTIONS):
         mid = (lo + hi) / 2
