@@ -34,6 +34,7 @@ from bastion.typing import Classifier
 __all__ = ["Square", "p_schedule"]
 
 _HALVINGS = (10, 50, 200, 500, 1000, 2000, 4000, 6000, 8000)
+_REDRAWS = 10
 
 
 def p_schedule(p_init: float, it: int, max_queries: int) -> float:
@@ -164,15 +165,15 @@ class _Search:
         lo, hi = self.p.lo, self.p.hi
         cand = x_best
         redo = torch.ones(m, dtype=torch.bool, device=x0.device)
-        # Re-draw the window's signs until it differs from the current iterate.
-        while bool(redo.any()):
+        # Re-draw the window's signs until it differs from the current iterate (a few
+        # rounds suffice: each fails with probability at most 2^-channels).
+        for _ in range(_REDRAWS):
             signs = self._signs(m, c, 1, 1) * self.eps
             fresh = torch.where(mask, (x0 + signs).clamp(lo, hi), x_best)
             cand = torch.where(redo.reshape(-1, 1, 1, 1), fresh, cand)
-            changed = ((cand - x_best).abs() > 1e-7).flatten(1).any(dim=1)
-            stuck = ((x0 + self.eps).clamp(lo, hi) - (x0 - self.eps).clamp(lo, hi)).abs()
-            movable = ((stuck > 1e-7) & mask).flatten(1).any(dim=1)
-            redo = ~changed & movable
+            redo = ((cand - x_best).abs() <= 1e-7).flatten(1).all(dim=1)
+            if not bool(redo.any()):
+                break
         return cand
 
     def _step_l2(self, x0: torch.Tensor, x_best: torch.Tensor, frac: float) -> torch.Tensor:
