@@ -18,6 +18,8 @@ POSITIVES = [
     ("call (212) 736-5000 after noon", "PHONE_NUMBER", "(212) 736-5000"),
     ("mobile +44 20 7946 0958", "PHONE_NUMBER", "+44 20 7946 0958"),
     ("phone 415.555.2671", "PHONE_NUMBER", "415.555.2671"),
+    ("ring (0161) 496 0123 today", "PHONE_NUMBER", "(0161) 496 0123"),
+    ("UK +44(0)117 496 0123", "PHONE_NUMBER", "+44(0)117 496 0123"),
     ("IBAN DE89 3704 0044 0532 0130 00 please", "IBAN_CODE", "DE89 3704 0044 0532 0130 00"),
     ("pay GB82WEST12345698765432", "IBAN_CODE", "GB82WEST12345698765432"),
     ("login from 192.168.10.24 failed", "IP_ADDRESS", "192.168.10.24"),
@@ -79,6 +81,7 @@ HARD_NEGATIVES = [
     "VIN 1HGCM82633A004353",  # wrong check digit
     "IMEI 490154203237519",  # fails Luhn
     "count 123456789 rows",  # bare nine digits, no context
+    "batch 01234567890123 done",  # a long zero-led code is no phone number
     "tracking 1Z999AA10123456784",
     "the New York Times and the Jordan River",  # a place word inside a longer name
     "Grace Hospital on May Day",  # first names that are not people here

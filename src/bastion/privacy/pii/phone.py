@@ -5,13 +5,22 @@ import phonenumbers
 
 from bastion.privacy.pii._engine import RECOGNIZERS, Pattern, Recognizer
 
+# Regions tried for a number written without a country code, in order; a national
+# number valid in any of them counts (Presidio's phone recognizer does the same).
+REGIONS = ("US", "GB", "DE", "FR", "CA", "AU", "IN")
+
 
 def _validate(value: str) -> str | None:
-    try:
-        number = phonenumbers.parse(value, "US")
-    except phonenumbers.NumberParseException:
-        return "not a phone number"
-    return None if phonenumbers.is_valid_number(number) else "no such number plan"
+    for region in REGIONS:
+        try:
+            number = phonenumbers.parse(value, region)
+        except phonenumbers.NumberParseException:
+            return "not a phone number"
+        if phonenumbers.is_valid_number(number):
+            return None
+        if value.startswith("+"):
+            break
+    return "no such number plan"
 
 
 PHONE = RECOGNIZERS.register("phone")(
@@ -28,11 +37,16 @@ PHONE = RECOGNIZERS.register("phone")(
                 regex=r"(?<![\w+.-])(?:1[\s.-])?(?:\(\d{3}\)\s?|\d{3}[\s.-])\d{3}[\s.-]\d{4}(?![\w-])",
                 score=0.6,
             ),
+            Pattern(
+                name="phone-trunk-prefix",
+                regex=r"(?<![\w+.-])(?:\(0\d{2,4}\)\s?|0\d{2,4}[\s.-])\d{3,4}[\s.-]?\d{3,4}(?![\w-])",
+                score=0.6,
+            ),
         ),
         context=("phone", "tel", "telephone", "call", "mobile", "cell", "fax", "contact"),
         negative_context=("order", "invoice", "ssn", "nhs", "sin", "bsn", "aadhaar", "nir"),
         validate=_validate,
-        validator_name="libphonenumber numbering plan",
+        validator_name="libphonenumber numbering plan (US, GB, DE, FR, CA, AU, IN)",
         categories=("HIPAA:telephone", "GDPR:personal-data", "CCPA:identifier"),
     )
 )
