@@ -36,41 +36,31 @@ def test_prv_plan_needs_no_more_noise_than_rdp() -> None:
 
 
 def test_more_noise_means_smaller_epsilon() -> None:
-    eps = [
-        epsilon_for(**SETUP, noise_multiplier=s, accountants=("rdp",))[0].epsilon
-        for s in (0.8, 1.0, 2.0)
-    ]
+    eps = [epsilon_for(**SETUP, noise_multiplier=s, accountants=("rdp",))[0].epsilon
+           for s in (0.8, 1.0, 2.0)]
     assert eps[0] > eps[1] > eps[2] > 0
 
 
 def test_reverse_agrees_with_forward() -> None:
     (plan,) = plan_noise(**SETUP, target_epsilon=3.0, accountants=("rdp",))
-    (back,) = epsilon_for(**SETUP, noise_multiplier=plan.noise_multiplier, accountants=("rdp",))
+    (back,) = epsilon_for(**SETUP, noise_multiplier=plan.noise_multiplier,
+                          accountants=("rdp",))
     assert back.epsilon == pytest.approx(plan.epsilon)
 
 
 def test_delta_at_or_above_one_over_n_is_flagged() -> None:
-    (plan,) = epsilon_for(
-        n_samples=1000,
-        batch_size=100,
-        epochs=1,
-        delta=1e-3,
-        noise_multiplier=1.0,
-        accountants=("rdp",),
-    )
+    (plan,) = epsilon_for(n_samples=1000, batch_size=100, epochs=1, delta=1e-3,
+                          noise_multiplier=1.0, accountants=("rdp",))
     assert plan.notes and "1/n" in plan.notes[0]
 
 
-@pytest.mark.parametrize(
-    ("kwargs", "message"),
-    [
-        ({"n_samples": 0}, "n_samples"),
-        ({"batch_size": 70000}, "batch_size"),
-        ({"epochs": 0}, "epochs"),
-        ({"delta": 1.5}, "delta"),
-        ({"noise_multiplier": -1.0}, "noise_multiplier"),
-    ],
-)
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"n_samples": 0}, "n_samples"),
+    ({"batch_size": 70000}, "batch_size"),
+    ({"epochs": 0}, "epochs"),
+    ({"delta": 1.5}, "delta"),
+    ({"noise_multiplier": -1.0}, "noise_multiplier"),
+])
 def test_bad_requests_are_refused(kwargs: dict[str, float], message: str) -> None:
     args = {**SETUP, "noise_multiplier": 1.0, **kwargs}
     with pytest.raises(ConfigError, match=message):
