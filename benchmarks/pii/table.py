@@ -1,0 +1,49 @@
+"""Turn ``results.json`` from ``bench.py`` into ``RESULTS.md`` (per-type P/R/F1 table)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+TOOLS = ("bastion", "presidio-noop", "scrubadub")
+
+
+def main() -> None:
+    results = json.loads((HERE / "results.json").read_text())
+    entities = [e for e in results["bastion"]["metrics"] if e not in ("micro", "macro")]
+    lines = [
+        "# PII detection: bastion vs Presidio (NoOp NLP engine) vs scrubadub",
+        "",
+        f"Seed {results['seed']}, {results['notes']} notes, {results['rows']} table rows. "
+        "Command: `benchmarks/.venv-pii/bin/python benchmarks/pii/bench.py --seed 0 "
+        "&& benchmarks/.venv-pii/bin/python benchmarks/pii/table.py`.",
+        "",
+        "| tool | micro P | micro R | micro F1 | macro F1 | notes/s | table rows/s |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for tool in TOOLS:
+        r = results[tool]
+        m = r["metrics"]
+        lines.append(
+            f"| {tool} | {m['micro']['precision']:.3f} | {m['micro']['recall']:.3f} | "
+            f"{m['micro']['f1']:.3f} | {m['macro']['f1']:.3f} | {r['notes_per_s']:.0f} | "
+            f"{r['table_rows_per_s']:.0f} |"
+        )
+    lines += ["", "Per type, P / R / F1 (support = gold spans):", "",
+              "| entity | support | " + " | ".join(TOOLS) + " |",
+              "|---|---|" + "---|" * len(TOOLS)]  # fmt: skip
+    for e in entities:
+        cells = []
+        for tool in TOOLS:
+            v = results[tool]["metrics"][e]
+            cells.append(f"{v['precision']:.2f} / {v['recall']:.2f} / {v['f1']:.2f}")
+        support = results["bastion"]["metrics"][e]["support"]
+        lines.append(f"| {e} | {support} | " + " | ".join(cells) + " |")
+    (HERE / "RESULTS.md").write_text("\n".join(lines) + "\n")
+    sys.stdout.write("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
