@@ -8,6 +8,8 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bastion.errors import ConfigError
 from bastion.privacy.anonymize import PRESETS, AnonymizeConfig, anonymize, generalize, load_config
@@ -148,3 +150,24 @@ def test_bad_preset_or_config(
         path.write_text(config)
     with pytest.raises(ConfigError, match=match):
         load_config(preset, path)
+
+
+@settings(max_examples=25, deadline=None, derandomize=True)
+@given(
+    numbers=st.lists(st.integers(min_value=-(10**6), max_value=10**6), min_size=1, max_size=30),
+    words=st.lists(st.sampled_from(["ok", "I10", "E11.9", "120/80", "v2.3.1", ""]), min_size=30,
+                   max_size=30),
+)  # fmt: skip
+def test_non_pii_values_and_row_count_survive_exactly(numbers: list[int], words: list[str]) -> None:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path, out = Path(tmp) / "in.csv", Path(tmp) / "out.csv"
+        rows = [[str(n), words[i], "j.doe@example.com"] for i, n in enumerate(numbers)]
+        with path.open("w", newline="") as fh:
+            csv.writer(fh).writerows([["count", "code", "email"], *rows])
+        anonymize(path, out, PRESETS["hipaa-safe-harbor"])
+        got = list(csv.reader(out.read_text().splitlines()))
+    assert got[0] == ["count", "code", "email"]
+    assert [r[:2] for r in got[1:]] == [r[:2] for r in rows]
+    assert all(r[2] == "[EMAIL_ADDRESS]" for r in got[1:])
