@@ -1,0 +1,1 @@
+"""Detectors: poisoned or mislabeled training rows (``detection.poisoning``)."""

@@ -1,0 +1,17 @@
+"""Dataset detectors for poisoned and mislabeled rows.
+
+Each is a frozen dataclass called as ``detector(features, y) -> Detection`` (per-row
+scores, higher = more suspicious, and the rows flagged at its documented threshold).
+``features`` are the rows as the model sees them, or a model's representations of them.
+"""
+
+from __future__ import annotations
+
+from bastion.detection.poisoning._result import Detection
+from bastion.detection.poisoning.activation_clustering import ActivationClustering
+from bastion.detection.poisoning.confident_learning import ConfidentLearning
+from bastion.detection.poisoning.knn import KNNLabelConsistency
+from bastion.detection.poisoning.spectral import SpectralSignatures
+
+__all__ = ["ActivationClustering", "ConfidentLearning", "Detection", "KNNLabelConsistency",
+           "SpectralSignatures"]
