@@ -111,10 +111,13 @@ def score(gold: list[list[Span]], pred: list[list[Span]]) -> dict[str, dict[str,
     return per
 
 
-def table_rows_per_s(corpus: Corpus, tool: str) -> float:
-    """Cells of the table through each tool's table path, in rows per second."""
-    rows = corpus.rows
-    start = time.perf_counter()
+Cells = list[list[set[str]]]
+
+
+def table_run(corpus: Corpus, tool: str) -> tuple[float, Cells]:
+    """Each tool's table path: rows per second, and the entity types found per cell."""
+    rows, header = corpus.rows, corpus.header
+    pred: Cells = [[set() for _ in header] for _ in rows]
     if tool == "bastion":
         import csv
         import tempfile
@@ -124,10 +127,18 @@ def table_rows_per_s(corpus: Corpus, tool: str) -> float:
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "t.csv"
             with path.open("w", newline="") as fh:
-                csv.writer(fh).writerows([corpus.header, *rows])
+                csv.writer(fh).writerows([header, *rows])
             start = time.perf_counter()
-            audit(path)
-    elif tool == "presidio":
+            result = audit(path)
+            seconds = time.perf_counter() - start
+        for hit in result.hits:  # CSV records are line numbers; line 2 is row 0
+            pred[int(hit.record) - 2][header.index(hit.field)].add(hit.entity)
+        for c in result.columns:  # a confident column class covers every cell
+            if c.entity is not None and c.confidence >= 0.5:
+                for row in pred:
+                    row[header.index(c.column)].add(c.entity)
+        return len(rows) / seconds, pred
+    if tool == "presidio":
         from presidio_analyzer import AnalyzerEngine, BatchAnalyzerEngine
         from presidio_analyzer.nlp_engine import NoOpNlpEngine
 
@@ -136,18 +147,42 @@ def table_rows_per_s(corpus: Corpus, tool: str) -> float:
                 nlp_engine=NoOpNlpEngine(models=[{"lang_code": "en", "model_name": "none"}])
             )
         )
-        columns = {h: [r[i] for r in rows] for i, h in enumerate(corpus.header)}
+        columns = {h: [r[i] for r in rows] for i, h in enumerate(header)}
         start = time.perf_counter()
-        list(batch.analyze_dict(columns, language="en"))
-    else:
-        import scrubadub
+        out = list(batch.analyze_dict(columns, language="en"))
+        seconds = time.perf_counter() - start
+        for res in out:
+            col = header.index(res.key)
+            for i, found in enumerate(res.recognizer_results):
+                pred[i][col] |= {PRESIDIO_MAP[r.entity_type] for r in found
+                                 if r.entity_type in PRESIDIO_MAP}  # fmt: skip
+        return len(rows) / seconds, pred
+    import scrubadub
 
-        scrubber = scrubadub.Scrubber()
-        start = time.perf_counter()
-        for r in rows:
-            for cell in r:
-                list(scrubber.iter_filth(cell))
-    return len(rows) / (time.perf_counter() - start)
+    scrubber = scrubadub.Scrubber()
+    start = time.perf_counter()
+    for i, r in enumerate(rows):
+        for j, cell in enumerate(r):
+            pred[i][j] |= {SCRUB_MAP[f.type] for f in scrubber.iter_filth(cell)
+                           if f.type in SCRUB_MAP}  # fmt: skip
+    return len(rows) / (time.perf_counter() - start), pred
+
+
+def table_score(truth: list[list[str | None]], pred: Cells) -> dict[str, float]:
+    """Cell-level micro P/R/F1: a PII cell is found when its type is among the predictions."""
+    tp = fp = fn = 0
+    for t_row, p_row in zip(truth, pred, strict=True):
+        for t, p in zip(t_row, p_row, strict=True):
+            if t is not None:
+                tp += t in p
+                fn += t not in p
+            fp += len(p - {t})
+    prec, rec = tp / (tp + fp) if tp + fp else 0.0, tp / (tp + fn) if tp + fn else 0.0
+    return {
+        "precision": prec,
+        "recall": rec,
+        "f1": 2 * prec * rec / (prec + rec) if prec + rec else 0.0,
+    }
 
 
 def main() -> None:
@@ -167,9 +202,10 @@ def main() -> None:
         pred = [tool(n.text) for n in corpus.notes]
         seconds = time.perf_counter() - start
         metrics = score(gold, pred)
-        rows_s = table_rows_per_s(corpus, name.split("-")[0])
+        rows_s, cells = table_run(corpus, name.split("-")[0])
         results[name] = {"metrics": metrics, "notes_per_s": len(gold) / seconds,
-                         "table_rows_per_s": rows_s}  # fmt: skip
+                         "table_rows_per_s": rows_s,
+                         "table_cells": table_score(corpus.truth, cells)}  # fmt: skip
         print(f"{name}: micro-F1 {metrics['micro']['f1']:.3f} macro-F1 "
               f"{metrics['macro']['f1']:.3f} {len(gold) / seconds:.0f} notes/s "
               f"{rows_s:.0f} rows/s", file=sys.stderr)  # fmt: skip

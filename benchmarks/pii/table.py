@@ -1,4 +1,5 @@
-"""Turn ``results.json`` from ``bench.py`` into ``RESULTS.md`` (per-type P/R/F1 table)."""
+"""Turn ``results.json`` from ``bench.py`` into ``RESULTS.md`` (per-type P/R/F1 table),
+followed by the hand-written caveats in ``NOTES.md``."""
 
 from __future__ import annotations
 
@@ -20,8 +21,9 @@ def main() -> None:
         "Command: `benchmarks/.venv-pii/bin/python benchmarks/pii/bench.py --seed 0 "
         "&& benchmarks/.venv-pii/bin/python benchmarks/pii/table.py`.",
         "",
-        "| tool | micro P | micro R | micro F1 | macro F1 | notes/s | table rows/s |",
-        "|---|---|---|---|---|---|---|",
+        "| tool | micro P | micro R | micro F1 | macro F1 | notes/s | table rows/s "
+        "| table cell P / R / F1 |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for tool in TOOLS:
         r = results[tool]
@@ -29,7 +31,8 @@ def main() -> None:
         lines.append(
             f"| {tool} | {m['micro']['precision']:.3f} | {m['micro']['recall']:.3f} | "
             f"{m['micro']['f1']:.3f} | {m['macro']['f1']:.3f} | {r['notes_per_s']:.0f} | "
-            f"{r['table_rows_per_s']:.0f} |"
+            f"{r['table_rows_per_s']:.0f} | {r['table_cells']['precision']:.2f} / "
+            f"{r['table_cells']['recall']:.2f} / {r['table_cells']['f1']:.2f} |"
         )
     lines += ["", "Per type, P / R / F1 (support = gold spans):", "",
               "| entity | support | " + " | ".join(TOOLS) + " |",
@@ -41,6 +44,7 @@ def main() -> None:
             cells.append(f"{v['precision']:.2f} / {v['recall']:.2f} / {v['f1']:.2f}")
         support = results["bastion"]["metrics"][e]["support"]
         lines.append(f"| {e} | {support} | " + " | ".join(cells) + " |")
+    lines += ["", (HERE / "NOTES.md").read_text().rstrip()]  # the hand-written caveats
     (HERE / "RESULTS.md").write_text("\n".join(lines) + "\n")
     sys.stdout.write("\n".join(lines) + "\n")
 
