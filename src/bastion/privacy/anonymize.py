@@ -28,7 +28,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from bastion.errors import ConfigError, UnreadableInputError
+from bastion.errors import ConfigError, InvalidDataError, UnreadableInputError
 from bastion.privacy._records import open_source
 from bastion.privacy.audit import ColumnClass, classify_columns
 from bastion.privacy.pii import Detection, analyze, mask
@@ -235,7 +235,7 @@ def _lines(path: Path, encoding: str) -> Iterable[str]:
         with path.open(encoding=encoding, newline="") as handle:
             yield from handle
     except UnicodeDecodeError as exc:
-        raise ConfigError(
+        raise InvalidDataError(
             f"{path} is not valid {encoding} (byte {exc.start}); pass --encoding, e.g. latin-1"
         ) from None
 

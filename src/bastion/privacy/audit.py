@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bastion.errors import ConfigError
 from bastion.privacy._records import open_source
 from bastion.privacy.pii import RECOGNIZERS, analyze, mask
 from bastion.progress import ProgressSink, emit
@@ -238,6 +239,8 @@ def audit(
     progress: ProgressSink | None = None,
 ) -> AuditResult:
     """Scan every cell of ``path``; classify table columns from the first ``sample_rows``."""
+    if not 0.0 < threshold <= 1.0:
+        raise ConfigError(f"threshold must be in (0, 1], got {threshold}; 0.5 is the default")
     source = open_source(path, kind=kind, text_field=text_field, id_field=id_field,
                          encoding=encoding)  # fmt: skip
     wanted = list(entities) if entities is not None else None
