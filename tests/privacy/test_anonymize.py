@@ -171,3 +171,26 @@ def test_non_pii_values_and_row_count_survive_exactly(numbers: list[int], words:
     assert got[0] == ["count", "code", "email"]
     assert [r[:2] for r in got[1:]] == [r[:2] for r in rows]
     assert all(r[2] == "[EMAIL_ADDRESS]" for r in got[1:])
+
+
+def test_parquet_keeps_schema_types_and_non_pii(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table({
+        "name": ["John Smith", None, "Mary Jones"],
+        "note": ["SSN 123-45-6788", "BP 120/80", "ok"],
+        "visits": pa.array([3, 4, None], type=pa.int32()),
+    })  # fmt: skip
+    pq.write_table(table, tmp_path / "in.parquet")
+    result = anonymize(
+        tmp_path / "in.parquet", tmp_path / "o.parquet", PRESETS["hipaa-safe-harbor"]
+    )
+    got = pq.read_table(tmp_path / "o.parquet")
+    assert got.schema == table.schema
+    assert got.to_pydict() == {
+        "name": ["[PERSON]", None, "[PERSON]"],
+        "note": ["SSN [US_SSN]", "BP 120/80", "ok"],
+        "visits": [3, 4, None],
+    }
+    assert result.n_records == 3

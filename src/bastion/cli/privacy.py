@@ -43,7 +43,7 @@ def register(app: typer.Typer) -> None:
 
     @privacy.command("anonymize")
     def anonymize_cmd(
-        path: Path = typer.Argument(..., help="A text, .jsonl or .csv/.tsv file (read only)."),
+        path: Path = typer.Argument(..., help="A text, .jsonl, .csv/.tsv or .parquet file."),
         out: Path = typer.Option(..., "--out", "-o", help="Anonymized copy (written atomically)."),
         preset: str | None = typer.Option(
             None, "--preset", help="hipaa-safe-harbor or gdpr-pseudonymize."
@@ -54,7 +54,7 @@ def register(app: typer.Typer) -> None:
         key_file: Path | None = typer.Option(
             None, "--key-file", help="Pseudonymization key (else $BASTION_PII_KEY)."
         ),
-        kind: str | None = typer.Option(None, "--kind", help="text, jsonl or csv."),
+        kind: str | None = typer.Option(None, "--kind", help="text, jsonl, csv or parquet."),
         text_field: str = typer.Option("text", "--text-field", help="JSONL field to scan."),
         encoding: str = typer.Option("utf-8", "--encoding", help="Text encoding of the file."),
     ) -> None:

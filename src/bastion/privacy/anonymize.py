@@ -1,4 +1,4 @@
-"""Anonymize a text, JSONL or CSV file: every detected identifier is redacted, masked,
+"""Anonymize a text, JSONL, CSV or Parquet file: every detected identifier is redacted, masked,
 pseudonymized (HMAC-SHA256), generalized, or its column dropped.
 
 Nothing else changes: the input is only read, the output is written to a temporary file
@@ -201,33 +201,42 @@ def anonymize(
     source = open_source(path, kind=kind, text_field=text_field, encoding=encoding)
     if out.resolve() == path.resolve():
         raise ConfigError("--out must differ from the input; the input is never modified")
-    if source.kind == "parquet":
-        raise ConfigError("anonymize reads text, JSONL and CSV; convert Parquet to CSV first")
     key = _key(config) if config.needs_key() else None
     replacer = _Replacer(config=config, key=key)
     result = AnonymizeResult(out=out)
-    writers: dict[str, Callable[[io.TextIOBase], None]] = {
-        "text": lambda fh: _text(source.path, encoding, fh, replacer, result),
-        "jsonl": lambda fh: _jsonl(source.path, encoding, text_field, fh, replacer, result),
-        "csv": lambda fh: _csv(source.path, encoding, fh, replacer, result),
+    writers: dict[str, Callable[[Path], None]] = {
+        "text": _as_text(lambda fh: _text(source.path, encoding, fh, replacer, result)),
+        "jsonl": _as_text(
+            lambda fh: _jsonl(source.path, encoding, text_field, fh, replacer, result)
+        ),
+        "csv": _as_text(lambda fh: _csv(source.path, encoding, fh, replacer, result)),
+        "parquet": lambda tmp: _parquet(source.path, tmp, replacer, result),
     }
     _atomic(out, writers[source.kind])
     return result
 
 
-def _atomic(out: Path, write: Callable[[io.TextIOBase], None]) -> None:
-    """Write through a temporary file in ``out``'s folder, then rename it into place."""
+def _atomic(out: Path, write: Callable[[Path], None]) -> None:
+    """Write to a temporary file in ``out``'s folder, then rename it into place."""
     folder = out.parent if str(out.parent) else Path(".")
     if not folder.is_dir():
         raise UnreadableInputError(f"folder {folder} does not exist; create it first")
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{out.name}.", suffix=".tmp")
+    os.close(fd)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            write(handle)
+        write(Path(tmp))
         os.replace(tmp, out)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _as_text(write: Callable[[io.TextIOBase], None]) -> Callable[[Path], None]:
+    def run(tmp: Path) -> None:
+        with tmp.open("w", encoding="utf-8", newline="") as handle:
+            write(handle)
+
+    return run
 
 
 def _lines(path: Path, encoding: str) -> Iterable[str]:
@@ -350,16 +359,57 @@ def _classify(path: Path, encoding: str, delimiter: str, n: int = 200) -> dict[s
     header = next(reader, None)
     if header is None:
         raise ConfigError(f"{path} is empty; give a CSV file with a header row")
+    rows = (row for row in reader if len(row) == len(header))
+    return _classify_rows(header, (row for _, row in zip(range(n), rows, strict=False)))
+
+
+def _classify_rows(header: list[str], rows: Iterable[list[str]]) -> dict[str, ColumnClass]:
     sampled: dict[str, Counter[str]] = defaultdict(Counter)
     n_sampled: Counter[str] = Counter()
-    for count, row in enumerate(reader):
-        if count >= n:
-            break
-        if len(row) != len(header):
-            continue
+    for row in rows:
         for name, value in zip(header, row, strict=True):
             if value:
                 n_sampled[name] += 1
                 for entity in {d.entity for d in analyze(value)}:
                     sampled[name][entity] += 1
     return {c.column: c for c in classify_columns(header, sampled, n_sampled)}
+
+
+def _parquet(path: Path, tmp: Path, rep: _Replacer, result: AnonymizeResult) -> None:
+    """String columns are anonymized cell by cell; other columns are copied as they are
+    (their type is kept), and the schema, row groups' order and nulls are preserved."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    handle = pq.ParquetFile(path)
+    schema = handle.schema_arrow
+    header = list(schema.names)
+    dropped = {c for c, op in rep.config.columns.items() if op == "drop"}
+    unknown = set(rep.config.columns) - set(header)
+    if unknown:
+        raise ConfigError(f"config names columns not in the file: {', '.join(sorted(unknown))}")
+    keep = [name for name in header if name not in dropped]
+    result.dropped_columns = [name for name in header if name in dropped]
+    texts = {
+        f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)
+    }
+    first = next(handle.iter_batches(batch_size=200), None)
+    sample = first.to_pylist() if first is not None else []
+    classes = _classify_rows(
+        header, ([("" if r[h] is None else str(r[h])) for h in header] for r in sample)
+    )
+    out_schema = pa.schema([schema.field(name) for name in keep])
+    with pq.ParquetWriter(tmp, out_schema) as writer:
+        for batch in handle.iter_batches(batch_size=4096):
+            result.n_records += batch.num_rows
+            columns = []
+            for name in keep:
+                column = batch.column(name)
+                if name in texts:
+                    values = [
+                        None if v is None else _cell(v, classes.get(name), rep, result.replaced)
+                        for v in column.to_pylist()
+                    ]
+                    column = pa.array(values, type=column.type)
+                columns.append(column)
+            writer.write_batch(pa.record_batch(columns, schema=out_schema))
