@@ -7,6 +7,10 @@ least ``min_silhouette``). Rows of that smaller cluster are flagged. A row's sco
 much closer it sits to its class's smaller cluster than to the larger one,
 ``(d_large - d_small) / max(d_large, d_small)``, scaled by the split's silhouette, so
 rows of classes with no real split score low.
+
+The silhouette bar is 0.40: on raw digits and breast-cancer features clean classes split
+with silhouettes up to 0.36 (honest sub-styles such as two ways to write a 1), classes
+carrying a 5 % BadNets backdoor at 0.42 to 0.47.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ class ActivationClustering:
     n_components: int = 10
     reduce: Literal["ica", "pca"] = "pca"
     max_relative_size: float = 0.35
-    min_silhouette: float = 0.10
+    min_silhouette: float = 0.40
     seed: int = 0
 
     def _reduced(self, x: np.ndarray) -> np.ndarray:

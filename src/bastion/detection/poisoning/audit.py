@@ -1,0 +1,78 @@
+"""Run every dataset detector on one labelled dataset and decide which rows to drop.
+
+A row is *suspect* when activation clustering flags it (that flag already needs a small,
+well-separated cluster inside a class) or when at least ``min_votes`` of the detectors
+flag it — spectral signatures alone always flag a fixed share of every class, and a
+label detector alone mistakes hard but honest rows for flips.
+
+With a model, spectral signatures and activation clustering look at its log-probabilities
+(the only representation every :class:`~bastion.typing.Classifier` exposes); the label
+detectors always look at the inputs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from bastion.data.dataset import Dataset
+from bastion.detection.poisoning._result import Detection, check_inputs
+from bastion.detection.poisoning.activation_clustering import ActivationClustering
+from bastion.detection.poisoning.confident_learning import ConfidentLearning
+from bastion.detection.poisoning.knn import KNNLabelConsistency
+from bastion.detection.poisoning.spectral import SpectralSignatures
+from bastion.errors import ShapeMismatchError
+from bastion.typing import Classifier
+
+__all__ = ["AuditResult", "audit"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class AuditResult:
+    """Each detector's output by name, and the rows judged suspect."""
+
+    detections: dict[str, Detection] = field(default_factory=dict)
+    suspect: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+
+    @property
+    def votes(self) -> np.ndarray:
+        """How many detectors flag each row."""
+        return np.sum([d.flagged for d in self.detections.values()], axis=0)
+
+    def cleaned(self, data: Dataset) -> Dataset:
+        """A copy of ``data`` without the suspect rows."""
+        if data.y is None or len(data) != len(self.suspect):
+            raise ShapeMismatchError(f"this audit covers {len(self.suspect)} labelled rows; "
+                                     "clean the dataset it was run on")
+        keep = ~self.suspect
+        return Dataset(x=data.x[keep], y=data.y[keep], kind=data.kind,
+                       feature_names=data.feature_names, class_names=data.class_names,
+                       name=data.name)
+
+
+def _representations(x: np.ndarray, y: np.ndarray, model: Classifier | None) -> np.ndarray:
+    if model is None:
+        return x
+    if int(y.max()) >= model.n_classes or int(y.min()) < 0:
+        raise ShapeMismatchError(f"labels run from {int(y.min())} to {int(y.max())} but the "
+                                 f"model has {model.n_classes} classes; pass the model "
+                                 "trained on this data")
+    proba = np.asarray(model.predict_proba(x.reshape((len(x), *model.input_shape))))
+    return np.log(np.clip(proba, 1e-12, 1.0))
+
+
+def audit(data: Dataset, *, model: Classifier | None = None, expected_fraction: float = 0.05,
+          min_votes: int = 2, seed: int = 0) -> AuditResult:
+    """Score every row of ``data`` with each detector; mark the suspects."""
+    x, y = check_inputs(data.x, data.y)
+    reps = _representations(np.asarray(data.x), y, model)
+    detections = {
+        "spectral-signatures": SpectralSignatures(expected_fraction=expected_fraction)(reps, y),
+        "activation-clustering": ActivationClustering(seed=seed)(reps, y),
+        "knn-label-consistency": KNNLabelConsistency()(x, y),
+        "confident-learning": ConfidentLearning(seed=seed)(x, y),
+    }
+    votes = np.sum([d.flagged for d in detections.values()], axis=0)
+    suspect = detections["activation-clustering"].flagged | (votes >= min_votes)
+    return AuditResult(detections=detections, suspect=suspect)
