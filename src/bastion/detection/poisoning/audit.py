@@ -38,7 +38,7 @@ class AuditResult:
     @property
     def votes(self) -> np.ndarray:
         """How many detectors flag each row."""
-        return np.sum([d.flagged for d in self.detections.values()], axis=0)
+        return np.asarray(np.sum([d.flagged for d in self.detections.values()], axis=0))
 
     def cleaned(self, data: Dataset) -> Dataset:
         """A copy of ``data`` without the suspect rows."""
@@ -59,7 +59,7 @@ def _representations(x: np.ndarray, y: np.ndarray, model: Classifier | None) -> 
                                  f"model has {model.n_classes} classes; pass the model "
                                  "trained on this data")
     proba = np.asarray(model.predict_proba(x.reshape((len(x), *model.input_shape))))
-    return np.log(np.clip(proba, 1e-12, 1.0))
+    return np.asarray(np.log(np.clip(proba, 1e-12, 1.0)))
 
 
 def audit(data: Dataset, *, model: Classifier | None = None, expected_fraction: float = 0.05,
