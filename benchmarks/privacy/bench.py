@@ -2,7 +2,7 @@
 
 Run from the repository root (ART in its own venv, see RESULTS.md)::
 
-    .venv/bin/python benchmarks/inference/bench.py --out benchmarks/inference
+    .venv/bin/python benchmarks/privacy/bench.py --out benchmarks/privacy
 
 The target is an overfit random forest on generated 5-class data (10 % flipped labels,
 so memorisation shows). Everyone sees the same target: its probabilities on every
@@ -216,7 +216,7 @@ def extraction_markdown(rows: list[dict[str, Any]]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/inference"))
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/privacy"))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--n-references", type=int, default=16)
     args = parser.parse_args()

@@ -3,7 +3,7 @@ the same model trained without DP: the attacks' advantage should shrink with ε.
 
 Run from the repository root (needs ``opacus``)::
 
-    .venv/bin/python benchmarks/inference/bench_dp.py --out benchmarks/inference
+    .venv/bin/python benchmarks/privacy/bench_dp.py --out benchmarks/privacy
 
 Target: a one-hidden-layer MLP (256 units) on generated 3-class data with 10 % flipped
 labels, 1,000 members and 1,000 non-members, 60 epochs of batch-100 Adam; DP variants
@@ -76,7 +76,7 @@ class MLPRecipe:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/inference"))
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/privacy"))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--n-references", type=int, default=16)
     args = parser.parse_args()
@@ -106,8 +106,8 @@ def main() -> None:
     lines = [
         "# Membership leakage with and without DP-SGD (Opacus)",
         "",
-        "Command: `.venv/bin/python benchmarks/inference/bench_dp.py --out "
-        "benchmarks/inference` (one thread). 1,000 members vs 1,000 non-members "
+        "Command: `.venv/bin/python benchmarks/privacy/bench_dp.py --out "
+        "benchmarks/privacy` (one thread). 1,000 members vs 1,000 non-members "
         f"(0.1 % FPR = one false positive); {args.n_references} reference models per "
         f"target, trained with the target's recipe; δ = {DELTA:g}.",
         "",
