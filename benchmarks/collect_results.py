@@ -16,7 +16,7 @@ def main() -> None:
              "Each section is the latest run of one area's benchmark, with the command that "
              "produced it. Regenerate this file with `python benchmarks/collect_results.py`.",
              ""]
-    for results in sorted(HERE.glob("*/RESULTS.md")):
+    for results in sorted(HERE.glob("*/RESULTS*.md")):
         text = results.read_text(encoding="utf-8").strip()
         body = "\n".join("#" + line if line.startswith("#") else line
                          for line in text.splitlines())
