@@ -24,7 +24,7 @@ from bastion.errors import ShapeMismatchError
 __all__ = ["ConfidentLearning", "out_of_fold_proba"]
 
 
-def out_of_fold_proba(x: np.ndarray, y: np.ndarray, *, n_folds: int = 5,
+def out_of_fold_proba(x: np.ndarray, y: np.ndarray, *, n_folds: int = 3,
                       seed: int = 0) -> np.ndarray:
     """Out-of-fold class probabilities from a standardised logistic regression."""
     folds = min(n_folds, int(np.bincount(np.unique(y, return_inverse=True)[1]).min()))
@@ -38,7 +38,7 @@ def out_of_fold_proba(x: np.ndarray, y: np.ndarray, *, n_folds: int = 5,
 class ConfidentLearning:
     """Flag rows whose confident label differs from the given one."""
 
-    n_folds: int = 5
+    n_folds: int = 3
     seed: int = 0
 
     def __call__(self, features: np.ndarray, y: np.ndarray | None, *,

@@ -1,0 +1,144 @@
+"""``poisoning``: training rows that look poisoned or mislabeled.
+
+Runs the dataset detectors of :mod:`bastion.detection.poisoning` (spectral signatures,
+activation clustering, kNN label consistency, confident learning) on the training data
+and reports:
+
+- ``backdoor-cluster-<class>``: high — activation clustering found a small, well-separated
+  cluster inside a class (Chen et al., 2018): the shape a backdoor leaves;
+- ``label-errors``: medium when at least ``label_error_fraction`` of the rows are suspect
+  label errors (flagged by two or more detectors), else low;
+- ``summary``: info — per-class counts, each detector's flags and a chart of score
+  distributions, so a clean run still shows what was measured.
+
+Evidence holds row indices and scores, never raw values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+
+from bastion.data.dataset import Dataset
+from bastion.detection.poisoning.audit import AuditResult, audit
+from bastion.errors import InvalidDataError
+from bastion.report.finding import Chart, Finding, Metric, Series, Severity
+from bastion.scan.check import CHECKS, Need, ScanContext, Target
+
+__all__ = ["Poisoning", "audit_findings"]
+
+_TOP = 50
+_CHART_POINTS = 2000
+
+
+def _scaled(scores: np.ndarray) -> np.ndarray:
+    """Scores mapped to [0, 1] so detectors can share one chart."""
+    span = float(np.ptp(scores))
+    return (scores - scores.min()) / span if span > 0 else np.zeros_like(scores)
+
+
+def _ranked(result: AuditResult, rows: np.ndarray) -> list[dict[str, object]]:
+    """``rows`` most suspicious first (votes, then mean scaled score), with their scores."""
+    scaled = {name: _scaled(d.scores) for name, d in result.detections.items()}
+    mean = np.mean(list(scaled.values()), axis=0)
+    votes = result.votes
+    order = rows[np.lexsort((-mean[rows], -votes[rows]))][:_TOP]
+    return [{"row": int(i), "votes": int(votes[i]),
+             "scores": {name: round(float(d.scores[i]), 4)
+                        for name, d in result.detections.items()}} for i in order]
+
+
+def audit_findings(result: AuditResult, data: Dataset, *, check: str = "poisoning",
+                   owasp: tuple[str, ...] = ("ML02", "ML10"),
+                   atlas: tuple[str, ...] = ("AML.T0020", "AML.T0018"),
+                   label_error_fraction: float = 0.02) -> list[Finding]:
+    """Findings for one audit of ``data``; shared by the scan check and `bastion data audit`."""
+    if data.y is None or len(data) != len(result.suspect):
+        raise InvalidDataError("these findings need the labelled dataset the audit ran on")
+    y = data.y
+
+    def finding(slug: str, title: str, severity: Severity, **kw: object) -> Finding:
+        return Finding(id=f"{check}/{slug}", check=check, title=title, severity=severity,
+                       owasp=list(owasp), atlas=list(atlas), **kw)
+
+    def name(c: np.integer | int) -> str:
+        return data.class_names[int(c)] if len(data.class_names) > int(c) else str(c)
+
+    found: list[Finding] = []
+    ac = result.detections["activation-clustering"].flagged
+    for c in np.unique(y[ac]):
+        rows = np.flatnonzero(ac & (y == c))
+        found.append(finding(
+            f"backdoor-cluster-{c}",
+            f"Class {name(c)} holds a separate cluster of {len(rows)} rows (possible backdoor)",
+            Severity.HIGH,
+            metrics=[Metric(name="rows", value=len(rows), unit="rows"),
+                     Metric(name="share of class", value=len(rows) / int((y == c).sum()),
+                            unit="fraction")],
+            evidence={"class": name(c), "rows": _ranked(result, rows)},
+            description="Activation clustering split this class into two well-separated "
+                        "groups, the smaller one a minority: the trace a trigger leaves "
+                        "(Chen et al., 2018).",
+            recommendation="Inspect these rows for a shared pattern; drop them "
+                           "(`bastion data audit --out clean.npz`) and retrain.",
+        ))
+    labels = result.suspect & ~ac
+    if labels.any():
+        share = float(labels.mean())
+        found.append(finding(
+            "label-errors", f"{int(labels.sum())} rows look mislabeled",
+            Severity.MEDIUM if share >= label_error_fraction else Severity.LOW,
+            metrics=[Metric(name="rows", value=int(labels.sum()), unit="rows"),
+                     Metric(name="share", value=share, unit="fraction")],
+            evidence={"rows": _ranked(result, np.flatnonzero(labels))},
+            description="Two or more detectors (neighbours' labels, confident learning, "
+                        "spectral signatures) disagree with these labels: label noise or "
+                        "label flipping.",
+            recommendation="Review the labels of these rows; relabel or drop them.",
+        ))
+    per_class = {name(c): {"rows": int((y == c).sum()),
+                           "suspect": int((result.suspect & (y == c)).sum()),
+                           **{d: int((det.flagged & (y == c)).sum())
+                              for d, det in result.detections.items()}}
+                 for c in np.unique(y)}
+    step = max(1, len(y) // _CHART_POINTS)
+    found.append(finding(
+        "summary", f"{int(result.suspect.sum())} of {len(y)} training rows are suspect",
+        Severity.INFO,
+        metrics=[Metric(name="suspect rows", value=int(result.suspect.sum()), unit="rows")]
+        + [Metric(name=f"flagged by {d}", value=int(det.flagged.sum()), unit="rows",
+                  description=det.threshold) for d, det in result.detections.items()],
+        evidence={"per_class": per_class},
+        charts=[Chart(title="Suspicion scores by detector (scaled to [0, 1])", kind="hist",
+                      x_label="score", y_label="rows",
+                      series=[Series(name=d, x=[], y=_scaled(det.scores)[::step].tolist())
+                              for d, det in result.detections.items()])],
+    ))
+    return found
+
+
+@CHECKS.register("poisoning")
+@dataclass(frozen=True, kw_only=True)
+class Poisoning:
+    """Backdoor clusters and label errors in the training data."""
+
+    name: ClassVar[str] = "poisoning"
+    title: ClassVar[str] = "Training data poisoning"
+    owasp: ClassVar[tuple[str, ...]] = ("ML02", "ML10")
+    atlas: ClassVar[tuple[str, ...]] = ("AML.T0020", "AML.T0018")
+    needs: ClassVar[tuple[Need, ...]] = ("train",)
+    expected_fraction: float = 0.05
+    label_error_fraction: float = 0.02
+
+    def applies(self, target: Target) -> bool:
+        return target.train is not None and target.train.y is not None \
+            and len(np.unique(target.train.y)) > 1
+
+    def run(self, target: Target, ctx: ScanContext) -> list[Finding]:
+        assert target.train is not None  # applies() said so
+        result = audit(target.train, model=target.model, seed=ctx.seed,
+                       expected_fraction=self.expected_fraction)
+        return audit_findings(result, target.train, check=self.name, owasp=self.owasp,
+                              atlas=self.atlas, label_error_fraction=self.label_error_fraction)
