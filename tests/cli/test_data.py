@@ -1,0 +1,103 @@
+"""`bastion data audit` through the real CLI: report, cleaned copy, exit codes, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bastion.attacks.poisoning import BadNets
+from bastion.data.demo import demo_breast_cancer
+
+
+def _bastion(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "COLUMNS": "120"}
+    env.pop("BASTION_DEBUG", None)
+    return subprocess.run(
+        [sys.executable, "-m", "bastion.cli.main", "data", *map(str, args)],
+        capture_output=True, text=True, env=env, timeout=120,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def backdoored(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, np.ndarray]:
+    """Scaled breast cancer with 5 % BadNets rows, saved as npz; returns path and indices."""
+    train, _ = demo_breast_cancer(0)
+    assert train.y is not None
+    x = (train.x - train.x.min(axis=0)) / (np.ptp(train.x, axis=0) + 1e-12)
+    res = BadNets(target=0, fraction=0.05, image=False)(x, train.y,
+                                                       generator=np.random.default_rng(0))
+    path = tmp_path_factory.mktemp("data") / "poisoned.npz"
+    np.savez(path, x=res.x, y=res.y)
+    return path, res.indices
+
+
+def test_audit_reports_the_backdoor_and_writes_a_clean_copy(
+        backdoored: tuple[Path, np.ndarray], tmp_path: Path) -> None:
+    path, planted = backdoored
+    before = path.read_bytes()
+    clean = tmp_path / "clean.npz"
+    run = _bastion("audit", path, "--out", clean, "-q")
+    assert run.returncode == 1, run.stderr  # a high finding
+    report = json.loads(run.stdout)
+    high = next(f for f in report["findings"] if f["severity"] == "high")
+    rows = {r["row"] for r in high["evidence"]["rows"]}
+    assert set(planted.tolist()) <= rows and len(rows - set(planted.tolist())) <= 2
+    summary = next(f for f in report["findings"] if f["id"] == "poisoning/summary")
+    assert summary["charts"] and len(summary["evidence"]["per_class"]) == 2
+    assert path.read_bytes() == before
+    with np.load(clean) as cleaned:
+        n_suspect = report["metadata"]["config"]["suspect"]
+        assert len(cleaned["y"]) == 426 - n_suspect
+        assert not (cleaned["x"][:, -3:] == 1.0).all(axis=1).any()  # no triggered row left
+
+
+def test_report_file_and_fail_on(backdoored: tuple[Path, np.ndarray], tmp_path: Path) -> None:
+    path, _ = backdoored
+    out = tmp_path / "r.md"
+    run = _bastion("audit", path, "--report", out, "--fail-on", "critical", "-q")
+    assert run.returncode == 0, run.stderr
+    assert out.read_text().startswith("# bastion report")
+
+
+def _save(tmp_path: Path, x: np.ndarray, y: np.ndarray | None) -> Path:
+    path = tmp_path / "bad.npz"
+    np.savez(path, **({"x": x} if y is None else {"x": x, "y": y}))
+    return path
+
+
+@pytest.mark.parametrize(("x", "y"), [
+    (np.zeros((10, 3)), None),                                      # labels missing
+    (np.random.default_rng(0).normal(size=(10, 3)), np.zeros(10, dtype=int)),  # one class
+    (np.array([[np.nan, 1.0]] * 5 + [[0.0, 1.0]] * 5), np.repeat([0, 1], 5)),  # NaN
+])
+def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, x: np.ndarray,
+                                         y: np.ndarray | None) -> None:
+    run = _bastion("audit", _save(tmp_path, x, y))
+    assert run.returncode == 2, run.stderr
+    assert run.stderr.count("\n") == 1 and "error" in run.stderr
+
+
+def test_out_may_not_overwrite_the_input(backdoored: tuple[Path, np.ndarray]) -> None:
+    path, _ = backdoored
+    run = _bastion("audit", path, "--out", path)
+    assert run.returncode == 2 and "never overwritten" in run.stderr
+
+
+def test_model_whose_classes_do_not_match_is_refused(tmp_path: Path) -> None:
+    from sklearn.linear_model import LogisticRegression
+    from skops.io import dump
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(60, 4))
+    model = LogisticRegression().fit(x, np.repeat([0, 1], 30))
+    dump(model, tmp_path / "m.skops")
+    data = _save(tmp_path, x, np.repeat([0, 1, 2], 20))
+    run = _bastion("audit", data, "--model", tmp_path / "m.skops")
+    assert run.returncode == 2, run.stderr
+    assert run.stderr.count("\n") == 1
