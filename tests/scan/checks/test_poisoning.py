@@ -15,6 +15,7 @@ def test_passes_the_check_contract() -> None:
     check_check(Poisoning)
 
 
+@pytest.mark.slow  # ~13 s: confident learning fits 3 models on 1347 digit rows
 def test_backdoored_digits_give_a_high_finding_on_the_target_class() -> None:
     train, _ = demo_digits(0)
     assert train.y is not None
