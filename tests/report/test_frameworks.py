@@ -4,9 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from bastion.errors import UnknownPluginError
+from bastion.errors import ConfigError, UnknownPluginError
 from bastion.report import frameworks
-from bastion.scan import CHECKS
 
 ROOT = Path(__file__).resolve().parents[2]
 ATLAS_YAML = ROOT.parent / "shared" / "reference" / "ATLAS.yaml"
@@ -49,8 +48,16 @@ def test_committed_atlas_table_is_what_the_generator_makes() -> None:
     assert "description" not in json.loads(committed)["techniques"][0]
 
 
-@pytest.mark.parametrize("name", CHECKS.names())
-def test_every_registered_check_declares_known_ids(name: str) -> None:
-    cls = CHECKS.get(name)
-    unknown = [i for i in (*cls.owasp, *cls.atlas) if not frameworks.is_known(i)]
-    assert not unknown, f"{name} declares unknown framework ids {unknown}"
+
+def test_kind_specific_lookups_refuse_the_other_kinds() -> None:
+    assert frameworks.owasp("ML05").name == "Model Theft"
+    assert frameworks.atlas_technique("AML.T0043").kind == "technique"
+    with pytest.raises(UnknownPluginError, match="tactic"):
+        frameworks.atlas_technique("AML.TA0001")
+    with pytest.raises(UnknownPluginError):
+        frameworks.owasp("AML.T0043")
+
+
+def test_unknown_framework_name_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="owasp or atlas"):
+        frameworks.entries("nist")

@@ -13,9 +13,13 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from bastion.errors import UnknownPluginError
+from bastion.errors import ConfigError, UnknownPluginError
 
-__all__ = ["Entry", "atlas_version", "entries", "is_known", "lookup"]
+__all__ = [
+    "Entry", "atlas_technique", "atlas_version", "entries", "is_known", "lookup", "owasp",
+]
+
+_FRAMEWORKS = {"owasp": "OWASP ML Top 10", "atlas": "MITRE ATLAS"}
 
 class Entry(BaseModel):
     """One framework item: an OWASP risk, an ATLAS tactic or an ATLAS technique."""
@@ -60,6 +64,7 @@ def atlas_version() -> str:
 
 
 def is_known(framework_id: str) -> bool:
+    """Whether the id exists, spelled exactly (checks must declare canonical ids)."""
     return framework_id in _table()
 
 
@@ -75,10 +80,31 @@ def lookup(framework_id: str) -> Entry:
         ) from None
 
 
+def _of_kind(framework_id: str, kind: str) -> Entry:
+    entry = lookup(framework_id)
+    if entry.kind != kind:
+        raise UnknownPluginError(
+            f"{framework_id!r} is an ATLAS {entry.kind}, not a {kind}: see "
+            "`bastion frameworks list`"
+        )
+    return entry
+
+
+def owasp(risk_id: str) -> Entry:
+    """The OWASP ML Top 10 risk ``ML01``..``ML10``."""
+    return _of_kind(risk_id, "risk")
+
+
+def atlas_technique(technique_id: str) -> Entry:
+    """The ATLAS technique or sub-technique, e.g. ``AML.T0043`` or ``AML.T0024.000``."""
+    return _of_kind(technique_id, "technique")
+
+
 def entries(framework: str | None = None) -> list[Entry]:
     """All entries, or those of ``"owasp"`` or ``"atlas"``."""
     everything = list(_table().values())
     if framework is None:
         return everything
-    wanted = {"owasp": "OWASP ML Top 10", "atlas": "MITRE ATLAS"}[framework]
-    return [e for e in everything if e.framework == wanted]
+    if framework not in _FRAMEWORKS:
+        raise ConfigError(f"unknown framework {framework!r}: use owasp or atlas")
+    return [e for e in everything if e.framework == _FRAMEWORKS[framework]]
