@@ -3,6 +3,7 @@
 Each is a frozen dataclass called as ``detector(features, y) -> Detection`` (per-row
 scores, higher = more suspicious, and the rows flagged at its documented threshold).
 ``features`` are the rows as the model sees them, or a model's representations of them.
+:class:`STRIP` instead screens inputs at run time against a trained model.
 """
 
 from __future__ import annotations
@@ -12,6 +13,13 @@ from bastion.detection.poisoning.activation_clustering import ActivationClusteri
 from bastion.detection.poisoning.confident_learning import ConfidentLearning
 from bastion.detection.poisoning.knn import KNNLabelConsistency
 from bastion.detection.poisoning.spectral import SpectralSignatures
+from bastion.detection.poisoning.strip import STRIP
 
-__all__ = ["ActivationClustering", "ConfidentLearning", "Detection", "KNNLabelConsistency",
-           "SpectralSignatures"]
+__all__ = [
+           "STRIP",
+           "ActivationClustering",
+           "ConfidentLearning",
+           "Detection",
+           "KNNLabelConsistency",
+           "SpectralSignatures",
+]
