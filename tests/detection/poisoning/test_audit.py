@@ -49,3 +49,15 @@ def test_with_a_model_runs_on_its_outputs(backdoored: PoisonResult) -> None:
     model = as_classifier(LogisticRegression(max_iter=500).fit(backdoored.x, backdoored.y))
     result = audit(Dataset(x=backdoored.x, y=backdoored.y, kind="tabular"), model=model)
     assert result.detections["spectral-signatures"].scores.shape == (len(backdoored.y),)
+
+
+def test_a_model_on_clean_data_raises_no_backdoor_flags() -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    from bastion.data.demo import demo_breast_cancer
+
+    train, _ = demo_breast_cancer(0)
+    fit = LogisticRegression(max_iter=2000).fit(train.x, train.y)
+    result = audit(train, model=as_classifier(fit))
+    assert not result.detections["activation-clustering"].flagged.any()
+    assert result.suspect.mean() <= 0.02
