@@ -67,7 +67,10 @@ def test_report_file_and_fail_on(backdoored: tuple[Path, np.ndarray], tmp_path: 
 
 def _save(tmp_path: Path, x: np.ndarray, y: np.ndarray | None) -> Path:
     path = tmp_path / "bad.npz"
-    np.savez(path, **({"x": x} if y is None else {"x": x, "y": y}))
+    if y is None:
+        np.savez(path, x=x)
+    else:
+        np.savez(path, x=x, y=y)
     return path
 
 
