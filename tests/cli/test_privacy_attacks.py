@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import save_file
 from sklearn.datasets import load_digits
 from sklearn.linear_model import LogisticRegression
 from threadpoolctl import threadpool_limits
@@ -34,6 +35,8 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     x, y = load_digits(return_X_y=True)
     x = (x / 16).astype(np.float32)
     sio.dump(LogisticRegression(max_iter=300).fit(x[:400], y[:400]), root / "model.skops")
+    torch.manual_seed(0)
+    save_file(torch.nn.Linear(64, 10).state_dict(), root / "linear.safetensors")
     np.savez(root / "train.npz", x=x[:400], y=y[:400])
     np.savez(root / "test.npz", x=x[400:800], y=y[400:800])
     np.savez(root / "pool.npz", x=x[800:1200])
@@ -48,6 +51,10 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         def train(x, y, *, seed):
             est = LogisticRegression(max_iter=300, random_state=seed).fit(x, y)
             return SklearnClassifier(est)
+
+        def linear():
+            import torch
+            return torch.nn.Linear(64, 10)
     """))
     return {"root": root, **{p.stem: p for p in root.iterdir()}}
 
@@ -82,11 +89,24 @@ def test_membership_with_recipe_writes_json(files: dict[str, Path],
     assert data["results"][0]["n_target_queries"] == 800
 
 
-def test_membership_without_recipe_says_what_was_skipped(
+def test_sklearn_model_without_recipe_clones_its_estimator(
         files: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
-    out = _ok(["attack-privacy", "membership", "-m", str(files["model"]), "--train",
-               str(files["train"]), "--test", str(files["test"]), "--attacks",
-               "loss-threshold,rmia"], capsys)
+    report = files["root"] / "mia-clone.json"
+    _ok(["attack-privacy", "membership", "-m", str(files["model"]), "--train",
+         str(files["train"]), "--test", str(files["test"]), "--attacks", "loss-threshold,rmia",
+         "--n-references", "2", "--json", str(report)], capsys)
+    data = json.loads(report.read_text())
+    assert [r["attack"] for r in data["results"]] == ["loss-threshold", "rmia-online"]
+    assert data["skipped"] == {}
+
+
+def test_torch_model_without_recipe_says_what_was_skipped(
+        files: dict[str, Path], capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(files["root"]))
+    out = _ok(["attack-privacy", "membership", "-m", str(files["linear"]), "--factory",
+               "recipe_mod:linear", "--train", str(files["train"]), "--test",
+               str(files["test"]), "--attacks", "loss-threshold,rmia"], capsys)
     assert "skipped" in out and "rmia-online" in out
 
 

@@ -1,7 +1,8 @@
 """Draw a finding's :class:`Chart` as inline SVG with matplotlib (imported on first use).
 
 Output is deterministic for the same chart (fixed hash salt, no date metadata), so a
-report renders byte-identically twice.
+report renders byte-identically twice. It uses a bare ``Figure`` rather than pyplot, so
+the caller's matplotlib backend and global settings are left alone.
 """
 
 from __future__ import annotations
@@ -17,14 +18,12 @@ _COLORS = ("#2563eb", "#dc2626", "#16a34a", "#d97706", "#7c3aed", "#0891b2")
 
 def chart_svg(chart: Chart) -> str:
     """The chart as an ``<svg>`` element (no XML prologue), titled for screen readers."""
-    import matplotlib
+    from matplotlib import rc_context
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    plt.rcParams["svg.hashsalt"] = "bastion"
-    fig, ax = plt.subplots(figsize=(6.4, 3.2), dpi=100)
-    try:
+    fig = Figure(figsize=(6.4, 3.2), dpi=100)
+    ax = fig.add_subplot()
+    with rc_context({"svg.hashsalt": "bastion"}):
         n = len(chart.series)
         for i, s in enumerate(chart.series):
             color = _COLORS[i % len(_COLORS)]
@@ -48,7 +47,5 @@ def chart_svg(chart: Chart) -> str:
         fig.tight_layout()
         buf = io.StringIO()
         fig.savefig(buf, format="svg", metadata={"Date": None})
-    finally:
-        plt.close(fig)
     svg = buf.getvalue()
     return svg[svg.index("<svg"):]
