@@ -18,5 +18,6 @@ def test_each_kind_is_a_titled_deterministic_svg(kind: str) -> None:
 
 def test_leaves_global_matplotlib_state_alone() -> None:
     backend, salt = matplotlib.get_backend(), matplotlib.rcParams["svg.hashsalt"]
-    chart_svg(Chart(title="t", kind="line", series=[Series(name="s", x=[0, 1], y=[1, 0])]))
+    chart_svg(Chart(title="t", kind="line", x_label="x", y_label="y",
+                    series=[Series(name="s", x=[0, 1], y=[1, 0])]))
     assert (matplotlib.get_backend(), matplotlib.rcParams["svg.hashsalt"]) == (backend, salt)
