@@ -13,7 +13,8 @@ def test_backdoor_rows_are_suspect_and_clean_rows_mostly_kept(backdoored: Poison
     assert result.suspect[backdoored.mask].mean() >= 0.95
     assert result.suspect[~backdoored.mask].mean() <= 0.03
     assert set(result.detections) == {"spectral-signatures", "activation-clustering",
-                                      "knn-label-consistency", "confident-learning"}
+                                      "knn-label-consistency", "confident-learning",
+                                      "isolation-forest"}
 
 
 def test_label_flips_are_suspect(flipped: PoisonResult) -> None:

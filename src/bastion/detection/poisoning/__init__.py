@@ -11,6 +11,7 @@ from __future__ import annotations
 from bastion.detection.poisoning._result import Detection
 from bastion.detection.poisoning.activation_clustering import ActivationClustering
 from bastion.detection.poisoning.confident_learning import ConfidentLearning
+from bastion.detection.poisoning.isolation import IsolationDetector
 from bastion.detection.poisoning.knn import KNNLabelConsistency
 from bastion.detection.poisoning.spectral import SpectralSignatures
 from bastion.detection.poisoning.strip import STRIP
@@ -20,6 +21,7 @@ __all__ = [
            "ActivationClustering",
            "ConfidentLearning",
            "Detection",
+           "IsolationDetector",
            "KNNLabelConsistency",
            "SpectralSignatures",
 ]

@@ -21,6 +21,7 @@ from bastion.data.dataset import Dataset
 from bastion.detection.poisoning._result import Detection, check_inputs
 from bastion.detection.poisoning.activation_clustering import ActivationClustering
 from bastion.detection.poisoning.confident_learning import ConfidentLearning
+from bastion.detection.poisoning.isolation import IsolationDetector
 from bastion.detection.poisoning.knn import KNNLabelConsistency
 from bastion.detection.poisoning.spectral import SpectralSignatures
 from bastion.errors import ShapeMismatchError
@@ -73,6 +74,7 @@ def audit(data: Dataset, *, model: Classifier | None = None, expected_fraction: 
         "activation-clustering": ActivationClustering(seed=seed)(x, y),
         "knn-label-consistency": KNNLabelConsistency()(x, y),
         "confident-learning": ConfidentLearning(seed=seed)(x, y),
+        "isolation-forest": IsolationDetector(seed=seed)(x, y),
     }
     votes = np.sum([d.flagged for d in detections.values()], axis=0)
     suspect = detections["activation-clustering"].flagged | (votes >= min_votes)

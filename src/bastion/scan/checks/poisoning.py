@@ -1,8 +1,8 @@
 """``poisoning``: training rows that look poisoned or mislabeled.
 
 Runs the dataset detectors of :mod:`bastion.detection.poisoning` (spectral signatures,
-activation clustering, kNN label consistency, confident learning) on the training data
-and reports:
+activation clustering, kNN label consistency, confident learning, per-class isolation
+forest) on the training data and reports:
 
 - ``backdoor-cluster-<class>``: high — activation clustering found a small, well-separated
   cluster inside a class (Chen et al., 2018): the shape a backdoor leaves;
@@ -94,8 +94,8 @@ def audit_findings(result: AuditResult, data: Dataset, *, check: str = "poisonin
                      Metric(name="share", value=share, unit="fraction")],
             evidence={"rows": _ranked(result, np.flatnonzero(labels))},
             description="Two or more detectors (neighbours' labels, confident learning, "
-                        "spectral signatures) disagree with these labels: label noise or "
-                        "label flipping.",
+                        "spectral signatures, isolation forest) single these rows out: label "
+                        "noise or label flipping.",
             recommendation="Review the labels of these rows; relabel or drop them.",
         ))
     per_class = {name(c): {"rows": int((y == c).sum()),
