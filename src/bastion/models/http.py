@@ -34,8 +34,8 @@ import httpx
 import numpy as np
 
 from bastion.errors import ConfigError, InvalidDataError, RemoteModelError
+from bastion.models._base import AdapterBase
 from bastion.models._checks import check_batch, check_batch_size, check_bounds, check_input_shape
-from bastion.typing import Bounds
 
 __all__ = ["HttpClassifier"]
 
@@ -43,7 +43,7 @@ _RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
 _SUM_TOLERANCE = 1e-3
 
 
-class HttpClassifier:
+class HttpClassifier(AdapterBase):
     """A remote classifier speaking the JSON wire format in this module's docstring."""
 
     def __init__(
@@ -85,29 +85,9 @@ class HttpClassifier:
         self._client = httpx.Client(
             timeout=timeout_s, headers=all_headers, verify=verify_tls, follow_redirects=False
         )
-        self._n_queries = 0
 
     def __repr__(self) -> str:
         return f"HttpClassifier({self.url!r}, n_classes={self._n_classes})"
-
-    @property
-    def n_classes(self) -> int:
-        return self._n_classes
-
-    @property
-    def input_shape(self) -> tuple[int, ...]:
-        return self._input_shape
-
-    @property
-    def bounds(self) -> Bounds:
-        return self._bounds
-
-    @property
-    def n_queries(self) -> int:
-        return self._n_queries
-
-    def reset_queries(self) -> None:
-        self._n_queries = 0
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         arr = check_batch(x, self._input_shape)

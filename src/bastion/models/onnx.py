@@ -24,9 +24,9 @@ from typing import Any, Literal
 import numpy as np
 
 from bastion.errors import ConfigError, ShapeMismatchError, UnsupportedModelError
+from bastion.models._base import AdapterBase
 from bastion.models._checks import check_batch, check_batch_size, check_bounds, check_input_shape
 from bastion.models.sklearn import margin_softmax
-from bastion.typing import Bounds
 
 __all__ = ["OnnxClassifier", "OutputKind"]
 
@@ -43,7 +43,7 @@ _DTYPES = {
 _PASS_THROUGH = frozenset({"Identity", "Reshape", "Flatten", "Cast", "Squeeze", "Unsqueeze"})
 
 
-class OnnxClassifier:
+class OnnxClassifier(AdapterBase):
     """An ONNX classifier with one input, run batch by batch; each sample is one query."""
 
     def __init__(
@@ -101,31 +101,11 @@ class OnnxClassifier:
             output = _auto_kind(model, self._output, zipmap=self._zipmap,
                                 n_outputs=self._n_outputs)
         self._probabilities = output == "probabilities"
-        self._n_queries = 0
-
-    @property
-    def n_classes(self) -> int:
-        return self._n_classes
-
-    @property
-    def input_shape(self) -> tuple[int, ...]:
-        return self._input_shape
-
-    @property
-    def bounds(self) -> Bounds:
-        return self._bounds
-
-    @property
-    def n_queries(self) -> int:
-        return self._n_queries
 
     @property
     def outputs_probabilities(self) -> bool:
         """Whether the chosen output is read as probabilities (else as logits)."""
         return self._probabilities
-
-    def reset_queries(self) -> None:
-        self._n_queries = 0
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         arr = check_batch(x, self._input_shape)

@@ -21,13 +21,13 @@ from typing import Any
 import numpy as np
 
 from bastion.errors import ShapeMismatchError, UnsupportedModelError
+from bastion.models._base import AdapterBase
 from bastion.models._checks import check_batch, check_bounds, check_input_shape
-from bastion.typing import Bounds
 
 __all__ = ["SklearnClassifier", "margin_softmax", "n_features"]
 
 
-class SklearnClassifier:
+class SklearnClassifier(AdapterBase):
     """A fitted scikit-learn classifier (pipelines and tree ensembles included).
 
     ``input_shape`` defaults to ``(n_features_in_,)``; a multi-axis shape (an 8x8 image
@@ -62,26 +62,6 @@ class SklearnClassifier:
         self._n_features = n_features(estimator)
         self._input_shape = _shape_for(estimator, input_shape, self._n_features)
         self._bounds = check_bounds(bounds)
-        self._n_queries = 0
-
-    @property
-    def n_classes(self) -> int:
-        return self._n_classes
-
-    @property
-    def input_shape(self) -> tuple[int, ...]:
-        return self._input_shape
-
-    @property
-    def bounds(self) -> Bounds:
-        return self._bounds
-
-    @property
-    def n_queries(self) -> int:
-        return self._n_queries
-
-    def reset_queries(self) -> None:
-        self._n_queries = 0
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         arr = check_batch(x, self._input_shape).reshape(-1, self._n_features)

@@ -19,13 +19,13 @@ import numpy as np
 import torch
 
 from bastion.errors import ConfigError, ShapeMismatchError, UnsupportedModelError
+from bastion.models._base import AdapterBase
 from bastion.models._checks import check_batch, check_batch_size, check_bounds, check_input_shape
-from bastion.typing import Bounds
 
 __all__ = ["TorchClassifier"]
 
 
-class TorchClassifier:
+class TorchClassifier(AdapterBase):
     """A torch module adapted to ``Classifier`` and ``Differentiable``.
 
     The module is put in eval mode and moved to ``device`` (both in place: the adapter
@@ -71,26 +71,9 @@ class TorchClassifier:
                 f"n_classes={n_classes} but the model has {self._n_outputs} output(s); "
                 "leave n_classes out to use the model's"
             )
-        self._n_queries = 0
         # The scikit-learn estimator this module is an exact twin of, if any: attacks that
         # train reference models (membership inference) clone and refit it.
         self.estimator = estimator
-
-    @property
-    def n_classes(self) -> int:
-        return self._n_classes
-
-    @property
-    def input_shape(self) -> tuple[int, ...]:
-        return self._input_shape
-
-    @property
-    def bounds(self) -> Bounds:
-        return self._bounds
-
-    @property
-    def n_queries(self) -> int:
-        return self._n_queries
 
     @property
     def device(self) -> torch.device:
@@ -100,9 +83,6 @@ class TorchClassifier:
     def dtype(self) -> torch.dtype:
         """The dtype the module computes in; inputs are cast to it inside the adapter."""
         return self._dtype
-
-    def reset_queries(self) -> None:
-        self._n_queries = 0
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """Logits for a batch on ``device``, keeping the graph; returned in ``x``'s dtype."""
