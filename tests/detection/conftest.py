@@ -1,0 +1,33 @@
+"""A small digits classifier shared by the run-time detector tests."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from bastion.data.demo import demo_digits
+from bastion.models.torch import TorchClassifier
+
+
+def digits_classifier(seed: int = 0) -> tuple[TorchClassifier, np.ndarray, np.ndarray,
+                                              np.ndarray, np.ndarray]:
+    """An MLP on 8x8 digits (about 96 % test accuracy) and its seeded train/test split."""
+    train, test = demo_digits(seed)
+    assert train.y is not None and test.y is not None
+    torch.manual_seed(seed)
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 64), torch.nn.ReLU(),
+                              torch.nn.Linear(64, 10))
+    opt = torch.optim.Adam(net.parameters(), lr=1e-2)
+    x, y = torch.as_tensor(train.x), torch.as_tensor(train.y)
+    for _ in range(200):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(net(x), y).backward()
+        opt.step()
+    model = TorchClassifier(net, input_shape=(1, 8, 8), n_classes=10)
+    return model, train.x, train.y, test.x, test.y
+
+
+@pytest.fixture(scope="session")
+def digits() -> tuple[TorchClassifier, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    return digits_classifier()

@@ -1,0 +1,123 @@
+import numpy as np
+import pytest
+
+from bastion.attacks.extraction import JacobianAugmentation, extract_model
+from bastion.detection.extraction import PRADA, QueryDistribution
+from bastion.errors import ConfigError, InvalidDataError, ShapeMismatchError
+from bastion.models.torch import TorchClassifier
+
+Digits = tuple[TorchClassifier, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
+class Recorder:
+    """The target as a black box that keeps what the attacker asked, in order."""
+
+    def __init__(self, model: TorchClassifier) -> None:
+        self.model, self.asked = model, []  # type: list[np.ndarray]
+
+    n_classes = property(lambda self: self.model.n_classes)
+    input_shape = property(lambda self: self.model.input_shape)
+    bounds = property(lambda self: self.model.bounds)
+    n_queries = property(lambda self: self.model.n_queries)
+
+    def reset_queries(self) -> None:
+        self.model.reset_queries()
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        self.asked.append(np.array(x))
+        return self.model.predict_proba(x)
+
+
+def _attack_queries(model: TorchClassifier, strategy: object, eval_x: np.ndarray,
+                    budget: int) -> np.ndarray:
+    target = Recorder(model)
+    extract_model(target, strategy, budget=budget, eval_x=eval_x,  # type: ignore[arg-type]
+                  n_rounds=6, epochs=10, seed=0)
+    return np.concatenate(target.asked[1:])  # [0] is the evaluation set, not the attack
+
+
+def _first_alarm(model: TorchClassifier, stream: np.ndarray, prada: PRADA) -> int | None:
+    state = prada.state()
+    for start in range(0, len(stream), 10):
+        batch = stream[start : start + 10]
+        if state.update(batch, model.predict_proba(batch).argmax(1)).alarm:
+            return start + len(batch)
+    return None
+
+
+def test_prada_fires_on_jacobian_queries_not_on_natural_ones(digits: Digits) -> None:
+    model, train_x, _, test_x, _ = digits
+    prada = PRADA(delta=0.9)
+    queries = _attack_queries(model, JacobianAugmentation(seed_x=test_x[:20], step=0.1),
+                              test_x, budget=640)
+    alarm_at = _first_alarm(model, queries, prada)
+    assert alarm_at is not None and alarm_at <= 200  # measured: 110 queries
+    for seed in range(3):  # benign clients: natural digits in random order, repeats allowed
+        rng = np.random.default_rng(seed)
+        assert _first_alarm(model, train_x[rng.permutation(len(train_x))[:1000]], prada) is None
+        assert _first_alarm(model, test_x[rng.integers(0, len(test_x), 1000)], prada) is None
+
+
+def test_prada_state_follows_the_paper(digits: Digits) -> None:
+    _, _, _, test_x, _ = digits
+    state = PRADA(min_distances=10).state()
+    labels = np.zeros(12, dtype=int)
+    status = state.update(test_x[:12], labels)
+    assert status.n_queries == 12 and status.n_distances == 11  # first query seeds G_0
+    assert status.w is not None and 0 < status.w <= 1
+    repeat = state.update(test_x[:1], labels[:1])
+    assert repeat.n_distances == 11  # an exact repeat adds no distance
+
+
+def test_prada_alarms_on_a_spike_of_tiny_steps() -> None:
+    rng = np.random.default_rng(0)
+    seeds = rng.uniform(size=(20, 16))
+    # Papernot-style: many points a tiny step from earlier ones, a few far jumps.
+    walk = np.concatenate([seeds] + [seeds + 0.01 * k * rng.choice([-1, 1], size=seeds.shape)
+                                     for k in range(1, 8)])
+    status = PRADA(delta=0.9).state().update(walk, np.zeros(len(walk), dtype=int))
+    assert status.alarm and status.w is not None and status.w < 0.9
+
+
+def test_query_distribution_flags_random_queries_not_natural_ones(digits: Digits) -> None:
+    _, train_x, _, test_x, _ = digits
+    fitted = QueryDistribution().fit(train_x, generator=np.random.default_rng(0))
+    natural = fitted.state()
+    for start in range(0, len(test_x), 10):
+        assert not natural.update(test_x[start : start + 10]).alarm
+    random = fitted.state()
+    status = random.update(np.random.default_rng(0).uniform(size=(40, 1, 8, 8)))
+    assert status.alarm and status.n_outside == 40
+    assert status.p_value is not None and status.p_value < 1e-20
+
+
+def test_query_distribution_rate_on_natural_data_is_at_most_alpha_query(digits: Digits) -> None:
+    _, train_x, _, test_x, _ = digits
+    fitted = QueryDistribution(alpha_query=0.05).fit(train_x, generator=np.random.default_rng(1))
+    assert fitted.outside(test_x).mean() <= 0.05 + 0.03  # conformal guarantee plus noise
+
+
+def test_query_distribution_window_forgets_old_queries(digits: Digits) -> None:
+    _, train_x, _, test_x, _ = digits
+    fitted = QueryDistribution(window=50).fit(train_x, generator=np.random.default_rng(0))
+    state = fitted.state()
+    state.update(np.ones((50, 1, 8, 8), dtype=np.float32))
+    assert state.status.alarm
+    status = state.update(test_x[:50])
+    assert status.n_window == 50 and not status.alarm
+
+
+def test_bad_parameters_and_inputs(digits: Digits) -> None:
+    _, train_x, _, _, _ = digits
+    with pytest.raises(ConfigError):
+        PRADA(delta=1.0)
+    with pytest.raises(ConfigError):
+        QueryDistribution(alpha=0.0)
+    with pytest.raises(InvalidDataError):
+        QueryDistribution().fit(train_x[:2], generator=np.random.default_rng(0))
+    state = PRADA().state()
+    with pytest.raises(ShapeMismatchError):
+        state.update(np.zeros((3, 4)), np.zeros(2))
+    fitted = QueryDistribution().fit(train_x, generator=np.random.default_rng(0))
+    with pytest.raises(ShapeMismatchError):
+        fitted.outside(np.zeros((2, 5)))
