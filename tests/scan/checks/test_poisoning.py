@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -9,6 +11,7 @@ from bastion.report.finding import Severity
 from bastion.scan.check import ScanContext, Target
 from bastion.scan.checks.poisoning import Poisoning, audit_findings
 from bastion.testing import check_check
+from bastion.typing import Classifier
 
 
 def test_passes_the_check_contract() -> None:
@@ -61,3 +64,52 @@ def test_findings_need_the_audited_data() -> None:
 
     with pytest.raises(InvalidDataError):
         audit_findings(audit(train), Dataset(x=train.x[:5], y=None))
+
+
+def _backdoored_digits_model() -> tuple[Dataset, Classifier]:
+    from sklearn.linear_model import LogisticRegression
+
+    from bastion.models import as_classifier
+
+    train, _ = demo_digits(0)
+    assert train.y is not None
+    res = BadNets(target=3, fraction=0.1, patch_size=2)(train.x, train.y,
+                                                         generator=np.random.default_rng(0))
+    fit = LogisticRegression(max_iter=500).fit(res.x.reshape(len(res.x), -1), res.y)
+    data = Dataset(x=res.x, y=res.y, kind="image", class_names=train.class_names)
+    return data, as_classifier(fit, input_shape=(1, 8, 8))
+
+
+@pytest.mark.slow  # ~15 s: the full audit on 1347 digit rows plus Neural Cleanse
+def test_neural_cleanse_names_the_backdoor_target_when_a_model_is_given() -> None:
+    data, model = _backdoored_digits_model()
+    found = Poisoning().run(Target(train=data, model=model), ScanContext(seed=0))
+    target = next(f for f in found if f.id == "poisoning/backdoor-target-3")
+    assert target.severity is Severity.HIGH
+    assert not [f for f in found if f.id.startswith("poisoning/backdoor-target-")
+                and f.id != "poisoning/backdoor-target-3"]
+    summary = next(f for f in found if f.id == "poisoning/summary")
+    assert summary.evidence["neural_cleanse"]["anomaly_index"]["3"] > 2
+
+
+def test_trigger_report_becomes_a_high_finding_and_skips_are_reported() -> None:
+    from sklearn.ensemble import RandomForestClassifier
+
+    from bastion.detection.poisoning.audit import audit
+    from bastion.detection.poisoning.neural_cleanse import TriggerReport
+    from bastion.models import as_classifier
+
+    train, _ = demo_breast_cancer(0)
+    forest = as_classifier(RandomForestClassifier(n_estimators=5, random_state=0)
+                           .fit(train.x, train.y))
+    result = audit(train, model=forest)
+    assert result.triggers is None and "gradients" in result.skipped["neural-cleanse"]
+    norms = np.array([1.0, 9.0, 10.0, 11.0])
+    report = TriggerReport(masks=np.zeros((4, 30)), patterns=np.zeros((4, 30)),
+                           l1_norms=norms, success=np.ones(4), anomaly=np.array([6.0, 0, 0, 0]),
+                           flagged=np.array([True, False, False, False]), threshold="t")
+    found = audit_findings(replace(result, triggers=report), train)
+    target = next(f for f in found if f.id == "poisoning/backdoor-target-0")
+    assert target.severity is Severity.HIGH
+    summary = next(f for f in found if f.id == "poisoning/summary")
+    assert summary.evidence["skipped"]["neural-cleanse"]

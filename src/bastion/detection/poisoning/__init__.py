@@ -3,7 +3,8 @@
 Each is a frozen dataclass called as ``detector(features, y) -> Detection`` (per-row
 scores, higher = more suspicious, and the rows flagged at its documented threshold).
 ``features`` are the rows as the model sees them, or a model's representations of them.
-:class:`STRIP` instead screens inputs at run time against a trained model.
+:class:`STRIP` instead screens inputs at run time against a trained model, and
+:class:`NeuralCleanse` searches a trained model for a backdoor target class.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from bastion.detection.poisoning.activation_clustering import ActivationClusteri
 from bastion.detection.poisoning.confident_learning import ConfidentLearning
 from bastion.detection.poisoning.isolation import IsolationDetector
 from bastion.detection.poisoning.knn import KNNLabelConsistency
+from bastion.detection.poisoning.neural_cleanse import NeuralCleanse, TriggerReport
 from bastion.detection.poisoning.spectral import SpectralSignatures
 from bastion.detection.poisoning.strip import STRIP
 
@@ -23,5 +25,7 @@ __all__ = [
            "Detection",
            "IsolationDetector",
            "KNNLabelConsistency",
+           "NeuralCleanse",
            "SpectralSignatures",
+           "TriggerReport",
 ]

@@ -9,6 +9,10 @@ With a model, spectral signatures look at its log-probabilities (the only repres
 every :class:`~bastion.typing.Classifier` exposes); the other detectors look at the
 inputs. Activation clustering on log-probabilities split clean demo classes into
 confident and unsure rows (silhouette above 0.40), so it stays on the inputs.
+
+A model that gives gradients is also searched for a backdoor by Neural Cleanse, with
+``neural_cleanse_steps`` optimisation steps (0 skips it); ``triggers`` stays ``None`` when
+it did not run and ``skipped`` says why.
 """
 
 from __future__ import annotations
@@ -23,9 +27,10 @@ from bastion.detection.poisoning.activation_clustering import ActivationClusteri
 from bastion.detection.poisoning.confident_learning import ConfidentLearning
 from bastion.detection.poisoning.isolation import IsolationDetector
 from bastion.detection.poisoning.knn import KNNLabelConsistency
+from bastion.detection.poisoning.neural_cleanse import NeuralCleanse, TriggerReport
 from bastion.detection.poisoning.spectral import SpectralSignatures
 from bastion.errors import ShapeMismatchError
-from bastion.typing import Classifier
+from bastion.typing import Classifier, Differentiable
 
 __all__ = ["AuditResult", "audit"]
 
@@ -36,6 +41,8 @@ class AuditResult:
 
     detections: dict[str, Detection] = field(default_factory=dict)
     suspect: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    triggers: TriggerReport | None = None
+    skipped: dict[str, str] = field(default_factory=dict)
 
     @property
     def votes(self) -> np.ndarray:
@@ -60,12 +67,19 @@ def _representations(x: np.ndarray, y: np.ndarray, model: Classifier | None) -> 
         raise ShapeMismatchError(f"labels run from {int(y.min())} to {int(y.max())} but the "
                                  f"model has {model.n_classes} classes; pass the model "
                                  "trained on this data")
+    if len(np.unique(y)) != model.n_classes:
+        raise ShapeMismatchError(f"the data holds {len(np.unique(y))} classes but the model "
+                                 f"has {model.n_classes}; pass the model trained on this data")
+    if int(np.prod(model.input_shape)) != x[0].size:
+        raise ShapeMismatchError(f"rows of {x[0].size} features do not fit the model's input "
+                                 f"shape {tuple(model.input_shape)}; pass the model trained "
+                                 "on this data")
     proba = np.asarray(model.predict_proba(x.reshape((len(x), *model.input_shape))))
     return np.asarray(np.log(np.clip(proba, 1e-12, 1.0)))
 
 
 def audit(data: Dataset, *, model: Classifier | None = None, expected_fraction: float = 0.05,
-          min_votes: int = 2, seed: int = 0) -> AuditResult:
+          min_votes: int = 2, neural_cleanse_steps: int = 150, seed: int = 0) -> AuditResult:
     """Score every row of ``data`` with each detector; mark the suspects."""
     x, y = check_inputs(data.x, data.y)
     reps = _representations(np.asarray(data.x), y, model)
@@ -78,4 +92,15 @@ def audit(data: Dataset, *, model: Classifier | None = None, expected_fraction: 
     }
     votes = np.sum([d.flagged for d in detections.values()], axis=0)
     suspect = detections["activation-clustering"].flagged | (votes >= min_votes)
-    return AuditResult(detections=detections, suspect=suspect)
+    triggers, skipped = None, {}
+    if model is None:
+        skipped["neural-cleanse"] = "no model given"
+    elif not isinstance(model, Differentiable):
+        skipped["neural-cleanse"] = "the model gives no gradients"
+    elif neural_cleanse_steps <= 0:
+        skipped["neural-cleanse"] = "turned off (0 steps)"
+    else:
+        triggers = NeuralCleanse(steps=neural_cleanse_steps, n_samples=100,
+                                 seed=seed)(model, np.asarray(data.x), y)
+    return AuditResult(detections=detections, suspect=suspect, triggers=triggers,
+                       skipped=skipped)

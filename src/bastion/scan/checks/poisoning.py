@@ -6,6 +6,8 @@ forest) on the training data and reports:
 
 - ``backdoor-cluster-<class>``: high — activation clustering found a small, well-separated
   cluster inside a class (Chen et al., 2018): the shape a backdoor leaves;
+- ``backdoor-target-<class>``: high — with a model that gives gradients, Neural Cleanse
+  (Wang et al., 2019) reversed a trigger for this class far smaller than for the others;
 - ``label-errors``: medium when at least ``label_error_fraction`` of the rows are suspect
   label errors (flagged by two or more detectors), else low;
 - ``summary``: info — per-class counts, each detector's flags and a chart of score
@@ -16,6 +18,7 @@ Evidence holds row indices and scores, never raw values.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -84,6 +87,7 @@ def audit_findings(result: AuditResult, data: Dataset, *, check: str = "poisonin
             recommendation="Inspect these rows for a shared pattern; drop them "
                            "(`bastion data audit --out clean.npz`) and retrain.",
         ))
+    found += _trigger_findings(result, finding, name)
     labels = result.suspect & ~ac
     if labels.any():
         share = float(labels.mean())
@@ -104,19 +108,53 @@ def audit_findings(result: AuditResult, data: Dataset, *, check: str = "poisonin
                               for d, det in result.detections.items()}}
                  for c in np.unique(y)}
     step = max(1, len(y) // _CHART_POINTS)
+    cleanse = ({"l1_norms": {name(c): round(float(v), 3)
+                             for c, v in enumerate(result.triggers.l1_norms)},
+                "anomaly_index": {name(c): round(float(v), 3)
+                                  for c, v in enumerate(result.triggers.anomaly)}}
+               if result.triggers is not None else {})
     found.append(finding(
         "summary", f"{int(result.suspect.sum())} of {len(y)} training rows are suspect",
         Severity.INFO,
         metrics=[Metric(name="suspect rows", value=int(result.suspect.sum()), unit="rows")]
         + [Metric(name=f"flagged by {d}", value=int(det.flagged.sum()), unit="rows",
                   description=det.threshold) for d, det in result.detections.items()],
-        evidence={"per_class": per_class},
+        evidence={"per_class": per_class, "neural_cleanse": cleanse,
+                  "skipped": dict(result.skipped)},
         charts=[Chart(title="Suspicion scores by detector (scaled to [0, 1])", kind="hist",
                       x_label="score", y_label="rows",
                       series=[Series(name=d, x=[], y=_scaled(det.scores)[::step].tolist())
                               for d, det in result.detections.items()])],
     ))
     return found
+
+
+def _trigger_findings(result: AuditResult, finding: Callable[..., Finding],
+                      name: Callable[[int], str]) -> list[Finding]:
+    """One high finding per class Neural Cleanse flags as a backdoor target."""
+    report = result.triggers
+    if report is None:
+        return []
+    return [finding(
+        f"backdoor-target-{int(c)}",
+        f"The model has a backdoor shortcut into class {name(int(c))} (Neural Cleanse)",
+        Severity.HIGH,
+        metrics=[Metric(name="anomaly index", value=float(report.anomaly[c]), unit="MADs",
+                        description=report.threshold),
+                 Metric(name="trigger mask L1", value=float(report.l1_norms[c]),
+                        unit="features"),
+                 Metric(name="median mask L1", value=float(np.median(report.l1_norms)),
+                        unit="features"),
+                 Metric(name="trigger success", value=float(report.success[c]),
+                        unit="fraction")],
+        evidence={"mask_top_features": np.argsort(-report.masks[c].reshape(-1))[:10]
+                  .tolist()},
+        description="A trigger far smaller than any other class needs turns most inputs "
+                    "into this class: the shortcut a backdoor teaches (Wang et al., 2019).",
+        recommendation="Drop the suspect rows (`bastion data audit --out clean.npz`) and "
+                       "retrain, or fine-tune away the trigger; check where the data came "
+                       "from.",
+    ) for c in report.targets]
 
 
 @CHECKS.register("poisoning")
@@ -131,6 +169,7 @@ class Poisoning:
     needs: ClassVar[tuple[Need, ...]] = ("train",)
     expected_fraction: float = 0.05
     label_error_fraction: float = 0.02
+    neural_cleanse_steps: int = 150
 
     def applies(self, target: Target) -> bool:
         return target.train is not None and target.train.y is not None \
@@ -139,6 +178,7 @@ class Poisoning:
     def run(self, target: Target, ctx: ScanContext) -> list[Finding]:
         assert target.train is not None  # applies() said so
         result = audit(target.train, model=target.model, seed=ctx.seed,
-                       expected_fraction=self.expected_fraction)
+                       expected_fraction=self.expected_fraction,
+                       neural_cleanse_steps=self.neural_cleanse_steps)
         return audit_findings(result, target.train, check=self.name, owasp=self.owasp,
                               atlas=self.atlas, label_error_fraction=self.label_error_fraction)
