@@ -17,6 +17,7 @@ import string
 import uuid
 from dataclasses import dataclass, field
 
+import phonenumbers
 from faker import Faker
 from stdnum import luhn
 from stdnum.gb import nhs
@@ -127,6 +128,16 @@ class Corpus:
         return self.rng.choice([f"({area}) {exch}-{line}", f"{area}-{exch}-{line}",
                                 f"{area}.{exch}.{line}", f"+1 {area} {exch} {line}"])  # fmt: skip
 
+    def _gb_phone(self) -> str:
+        """A UK number from Faker that libphonenumber calls valid. Faker's en_GB formats
+        also yield Ofcom's drama ranges (``01632 960xxx``, ``0115 496 0xxx``: reserved for
+        fiction, never assigned to anyone) and 10-digit ``029``/``028`` numbers one digit
+        short of dialable; neither reaches a person, so neither is labelled a phone."""
+        while True:
+            value = self.fakers["en_GB"].phone_number()
+            if phonenumbers.is_valid_number(phonenumbers.parse(value, "GB")):
+                return value
+
     def _date(self) -> str:
         d = self.us.date_of_birth(minimum_age=1, maximum_age=95)
         return self.rng.choice([d.strftime("%m/%d/%Y"), d.isoformat(), d.strftime("%B %d, %Y"),
@@ -215,7 +226,7 @@ class Corpus:
             # Harder forms: a name in running text with no label, a foreign number, a
             # country without a cue word.
             ["Spoke with ", (self._name(), "PERSON"), " about the results. "],
-            ["Sister reachable on ", (self.fakers["en_GB"].phone_number(), "PHONE_NUMBER"), ". "],
+            ["Sister reachable on ", (self._gb_phone(), "PHONE_NUMBER"), ". "],
             ["Travelled to ", (self.fakers["en_GB"].country(), "LOCATION"), " last spring. "],
         ]
 

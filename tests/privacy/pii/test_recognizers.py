@@ -20,6 +20,18 @@ POSITIVES = [
     ("phone 415.555.2671", "PHONE_NUMBER", "415.555.2671"),
     ("ring (0161) 496 0123 today", "PHONE_NUMBER", "(0161) 496 0123"),
     ("UK +44(0)117 496 0123", "PHONE_NUMBER", "+44(0)117 496 0123"),
+    # Formats the benchmark missed: bare trunk-0 digits after a phone cue, no separators.
+    ("Sister reachable on 01144960759.", "PHONE_NUMBER", "01144960759"),
+    ("call 08081570931 free", "PHONE_NUMBER", "08081570931"),
+    ("reachable on (0118)4960217", "PHONE_NUMBER", "(0118)4960217"),
+    ("reachable on +441214960548", "PHONE_NUMBER", "+441214960548"),
+    # A cue in the previous sentence ("SSN", "NHS") no longer vetoes a phone number.
+    (
+        "SSN 123-45-6788 is on file. Sister reachable on +44306 999 0150.",
+        "PHONE_NUMBER",
+        "+44306 999 0150",
+    ),
+    ("NHS number 943 476 5919. Reachable on 02074960005.", "PHONE_NUMBER", "02074960005"),
     ("IBAN DE89 3704 0044 0532 0130 00 please", "IBAN_CODE", "DE89 3704 0044 0532 0130 00"),
     ("pay GB82WEST12345698765432", "IBAN_CODE", "GB82WEST12345698765432"),
     ("login from 192.168.10.24 failed", "IP_ADDRESS", "192.168.10.24"),
@@ -82,6 +94,10 @@ HARD_NEGATIVES = [
     "IMEI 490154203237519",  # fails Luhn
     "count 123456789 rows",  # bare nine digits, no context
     "batch 01234567890123 done",  # a long zero-led code is no phone number
+    "ref 02074960005 filed",  # bare trunk-0 digits with no phone cue
+    "call about order 01144960759",  # the nearest cue says order number
+    "call +44 1632 960 430",  # Ofcom's drama range, assigned to no one
+    "phone +44 29 2018 648",  # a Cardiff 029 number one digit short
     "tracking 1Z999AA10123456784",
     "the New York Times and the Jordan River",  # a place word inside a longer name
     "Grace Hospital on May Day",  # first names that are not people here

@@ -7,6 +7,9 @@ an invalid-range rule, a dictionary look-up) that rejects a candidate outright. 
 detection carries an ``explanation`` saying which pattern fired, whether the validator
 passed, and which context word moved the score, so a user can see why a span was flagged.
 
+Context is read only inside the match's own sentence: in "SSN 123-45-6789 is on file.
+Sister reachable on 0114 496 0759" the word "SSN" says nothing about the phone number.
+
 Overlapping detections are resolved by score, then by length: the strongest wins.
 """
 
@@ -36,6 +39,12 @@ CONTEXT_BOOST = 0.35
 NEGATIVE_PENALTY = 0.5
 
 _WORD = re.compile(r"[a-z0-9#]+")
+# A sentence ends at . ! ? or ; followed by space and a capital, unless the word before
+# the stop is an abbreviation or an initial ("Dr. Okonkwo", "J. Smith", "no. 123").
+_BOUNDARY = re.compile(r"(\w*)[.!?;]\s+(?=[A-Z])")
+_ABBREVIATIONS = frozenset(
+    {"dr", "mr", "mrs", "ms", "mx", "prof", "st", "jr", "sr", "no", "nr", "vs", "tel", "ref"}
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -104,7 +113,7 @@ class Recognizer:
             if rejected is not None:
                 return None
             reasons.append(f"{self.validator_name or 'validator'} passed")
-        lo = max(0, start - CONTEXT_WINDOW)
+        lo = _sentence_start(text, max(0, start - CONTEXT_WINDOW), start)
         hit, hit_at = _nearest(low, lo, start, self.context)
         miss, miss_at = _nearest(low, lo, start, self.negative_context)
         score = pattern.score
@@ -126,6 +135,16 @@ class Recognizer:
             score=round(score, 3),
             explanation="; ".join(reasons),
         )
+
+
+def _sentence_start(text: str, lo: int, hi: int) -> int:
+    """Where the sentence holding ``text[hi]`` starts, searching no further back than ``lo``."""
+    at = lo
+    for m in _BOUNDARY.finditer(text, lo, hi):
+        word = m.group(1).lower()
+        if len(word) > 1 and word not in _ABBREVIATIONS:
+            at = m.end()
+    return at
 
 
 def _nearest(low: str, lo: int, hi: int, words: tuple[str, ...]) -> tuple[str | None, int]:

@@ -12,7 +12,7 @@ LOCATION = RECOGNIZERS.register("location")(
         patterns=(
             Pattern(
                 name="state-or-country",
-                regex=rf"\b(?:{alternation('states', 'countries')})\b(?![ -][A-Z])",
+                regex=rf"\b(?:{alternation('states', 'countries')})(?!\w|[ -][A-Z])",
                 score=0.6,
             ),
         ),
