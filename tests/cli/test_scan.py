@@ -61,6 +61,14 @@ BAD = [
     ("bad severity", ["--data", "{train}", "--fail-on", "severe"], "fail_on"),
     ("nothing given", [], "nothing to scan"),
     ("zero threads", ["--data", "{train}", "--threads", "0"], "--threads must be at least 1"),
+    ("eps not numbers", ["--data", "{train}", "--eps", "0.1,big"], "comma-separated numbers"),
+    ("eps not positive", ["--data", "{train}", "--eps", "0"], "positive numbers"),
+    ("unknown norm", ["--data", "{train}", "--norm", "l1"], "norm"),
+    ("zero jobs", ["--model", "{model}", "--data", "{train}", "--jobs", "0"], "--jobs"),
+    ("surrogate without model", ["--data", "{train}", "--surrogate", "{model}"],
+     "--surrogate needs --model"),
+    ("hostile surrogate", ["--model", "{model}", "--data", "{train}", "--surrogate",
+                           "{pickled}"], "bastion artifact scan"),
 ]
 
 
@@ -95,6 +103,20 @@ def test_scan_writes_json_that_lists_checks_and_exit_code_follows_fail_on(
     assert roles == {"model", "train", "test"}
     worst_info = _bastion(*args, "--fail-on", "info", cwd=tmp_path)
     assert worst_info.returncode == (1 if report["findings"] or report["errors"] else 0)
+
+
+def test_check_options_reach_the_robustness_check(files: dict[str, Path],
+                                                  tmp_path: Path) -> None:
+    result = _bastion("scan", "--model", files["model"], "--data", files["train"], "--test",
+                      files["test"], "--checks", "robustness", "--eps", "0.5,0.1", "--norm",
+                      "l2", "--surrogate", files["model"], "--format", "json", cwd=tmp_path)
+    assert result.returncode in (0, 1), result.stderr
+    (finding,) = json.loads(result.stdout)["findings"]
+    metrics = {m["name"]: m["value"] for m in finding["metrics"]}
+    assert "l2" in finding["title"]
+    assert {"robust_accuracy@eps=0.1", "robust_accuracy@eps=0.5"} <= set(metrics)
+    # The surrogate is the model itself, so its PGD examples transfer at white-box strength.
+    assert metrics["transfer_rate"] > 0
 
 
 def test_nothing_applicable_exits_3(files: dict[str, Path], tmp_path: Path) -> None:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import typer
 from pydantic import BaseModel, ConfigDict
 
 from bastion.report.finding import Severity
+
+if TYPE_CHECKING:
+    from bastion.scan.runner import NamedTarget
 
 ReportFormat = Literal["html", "json", "md", "sarif"]
 Profile = Literal["quick", "standard", "thorough"]
@@ -37,6 +40,14 @@ class ScanSettings(BaseModel):
     seed: int = 0
     threads: int | None = None
     quiet: bool = False
+    # Check tuning (robustness, membership, inversion); see _check_options.
+    eps: list[float] | None = None
+    norm: Literal["linf", "l2"] | None = None
+    surrogate: str | None = None
+    surrogate_factory: str | None = None
+    recipe: str | None = None
+    sensitive_column: str | None = None
+    jobs: int | None = None
 
 
 def register(app: typer.Typer) -> None:
@@ -72,6 +83,21 @@ def register(app: typer.Typer) -> None:
         threads: int | None = typer.Option(
             None, help="torch threads (default: torch's; 1 for --demo, whose models are tiny)."),
         quiet: bool | None = typer.Option(None, "--quiet", "-q", help="No progress bars."),
+        eps: str | None = typer.Option(
+            None, help="Robustness: comma-separated perturbation budgets (default: a grid "
+            "scaled to the input range)."),
+        norm: str | None = typer.Option(None, help="Robustness: linf (default) or l2."),
+        surrogate: str | None = typer.Option(
+            None, help="Robustness: a local model to craft transfer attacks on."),
+        surrogate_factory: str | None = typer.Option(
+            None, help="module:function for the surrogate's architecture (weights files)."),
+        recipe: str | None = typer.Option(
+            None, help="Membership: module:function that trains a reference model "
+            "(train(x, y, *, seed) -> Classifier); scikit-learn models need none."),
+        sensitive_column: str | None = typer.Option(
+            None, help="Inversion: a column name or index to run attribute inference on."),
+        jobs: int | None = typer.Option(
+            None, help="Membership: reference models trained in parallel (default 1)."),
         demo: bool = typer.Option(False, "--demo", help="Scan the built-in demo."),
         config: Path | None = typer.Option(None, help="TOML file with a [scan] table."),
         list_checks: bool = typer.Option(False, "--list-checks", help="List checks and exit."),
@@ -88,6 +114,9 @@ def register(app: typer.Typer) -> None:
             "trust": trust or None, "format": fmt, "out": out,
             "fail_on": fail_on, "checks": checks.split(",") if checks else None,
             "profile": profile, "seed": seed, "threads": threads, "quiet": quiet,
+            "eps": _floats(eps, "--eps") if eps else None, "norm": norm,
+            "surrogate": surrogate, "surrogate_factory": surrogate_factory, "recipe": recipe,
+            "sensitive_column": sensitive_column, "jobs": jobs,
         }
         settings = resolve(ScanSettings, "scan", flags, config)
         raise typer.Exit(_run(settings, demo=demo))
@@ -144,9 +173,11 @@ def _run(settings: ScanSettings, *, demo: bool) -> int:
                 factory=settings.factory, n_classes=settings.n_classes, token=settings.token,
                 trust=settings.trust or [],
             )
+        options = _check_options(settings, targets, demo=demo)
         report = run_scan(
             targets, checks=chosen,
-            ctx=ScanContext(seed=settings.seed, profile=settings.profile, progress=sink),
+            ctx=ScanContext(seed=settings.seed, profile=settings.profile, progress=sink,
+                            options=options),
             command="scan --demo" if demo else "scan",
             config=settings.model_dump(mode="json", exclude={"quiet", "token"}),
             artifacts=artifacts,
@@ -159,6 +190,49 @@ def _run(settings: ScanSettings, *, demo: bool) -> int:
             print_summary(report)
             err_console.print(f"Report written to [bold]{escape(str(out))}[/]")
     return exit_code(report, settings.fail_on)
+
+
+def _floats(text: str, flag: str) -> list[float]:
+    from bastion.errors import ConfigError
+
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ConfigError(f"{flag} takes comma-separated numbers, e.g. 0.01,0.03") from None
+    if not values or any(not v > 0 for v in values):
+        raise ConfigError(f"{flag} takes positive numbers, e.g. 0.01,0.03")
+    return values
+
+
+def _check_options(settings: ScanSettings, targets: list[NamedTarget], *,
+                   demo: bool) -> dict[str, Any]:
+    """The per-check settings the checks read from ``ScanContext.options``."""
+    from bastion.errors import ConfigError
+
+    options: dict[str, Any] = {}
+    if settings.eps:
+        options["eps"] = settings.eps
+    if settings.norm:
+        options["norm"] = settings.norm
+    if settings.recipe:
+        options["membership_recipe"] = settings.recipe
+    if settings.jobs is not None:
+        if settings.jobs < 1:
+            raise ConfigError(f"--jobs must be at least 1, not {settings.jobs}")
+        options["n_jobs"] = settings.jobs
+    if settings.sensitive_column is not None:
+        col = settings.sensitive_column
+        options["sensitive_column"] = int(col) if col.isdigit() else col
+    if settings.surrogate:
+        model = next((t.target.model for t in targets if t.target.model is not None), None)
+        if demo or model is None:
+            raise ConfigError("--surrogate needs --model (and is not used with --demo)")
+        from bastion.models import load_model
+
+        options["surrogate"] = load_model(
+            settings.surrogate, input_shape=model.input_shape, bounds=model.bounds,
+            n_classes=model.n_classes, factory=settings.surrogate_factory)
+    return options
 
 
 def _set_threads(threads: int | None) -> None:
