@@ -1,0 +1,408 @@
+"""The runtime monitor: a gateway :class:`~bastion.gateway.hooks.Guard` that watches
+every served prediction for drift, adversarial inputs and model extraction.
+
+``after`` only queues the event; one worker thread does the statistics, so the request
+path pays a queue put. Per served batch the worker
+
+* adds the inputs to a sliding window of the last ``drift_window`` rows and, every
+  ``drift_every`` rows, tests the window against the reference data with per-feature KS
+  (Bonferroni) and the kernel MMD test (:mod:`bastion.detection.drift`); two drifting
+  tests in a row raise a ``drift`` alarm (one test at ``drift_alpha`` repeated forever
+  would alarm by chance);
+* scores the inputs with feature squeezing (:mod:`bastion.detection.adversarial_input`,
+  threshold at ``squeeze_fpr`` of clean reference inputs) and keeps each client's last
+  ``adversarial_window`` flags;
+* feeds the client's PRADA stream and its query-distribution test
+  (:mod:`bastion.detection.extraction`).
+
+A client is its token id, or its address when it has no token. Its **risk score** in
+[0, 1] is the largest of three pieces of evidence, each 1 exactly when that detector
+alarms at its own documented threshold and 0 well before it:
+
+* PRADA: ``(w_hi - W) / (w_hi - delta)`` clipped, with ``w_hi = (1 + delta) / 2``;
+* query distribution and adversarial rate: p-values on a log scale, 0 at ``p >= 0.01``
+  and 1 at ``p <= alpha`` (binomial tests of the client's outside / flagged counts).
+
+Risk at ``throttle_at`` or above raises a ``throttle`` alarm, at ``block_at`` a ``block``
+alarm (each once per client and level); the :class:`~bastion.gateway.incidents.Responder`
+runs the playbook. Blocked clients get :attr:`Verdict.BLOCK` from :meth:`before`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import queue
+import threading
+import time
+from collections import OrderedDict, deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+from scipy import stats
+
+from bastion.detection.adversarial_input import FeatureSqueezing, SqueezingDetector
+from bastion.detection.drift import KSDrift, MMDDrift
+from bastion.detection.extraction import (
+    PRADA,
+    FittedQueryDistribution,
+    PRADAState,
+    QueryDistribution,
+    QueryDistributionState,
+)
+from bastion.errors import InvalidDataError, ShapeMismatchError
+from bastion.gateway.hooks import RequestEvent, Verdict
+from bastion.gateway.incidents.alarm import Alarm, AlarmSink, Kind, Level
+from bastion.gateway.slots import ModelSlot, ModelVersion
+from bastion.typing import Bounds
+
+__all__ = ["MonitorSettings", "RuntimeMonitor", "load_reference"]
+
+log = logging.getLogger("bastion.gateway.monitor")
+
+_P_CALM = 0.01  # p-values at or above this are no evidence at all
+
+
+class MonitorSettings(BaseModel):
+    """The ``[monitor]`` table of the gateway's TOML file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reference: Path | None = None
+    drift_window: int = Field(200, ge=10)
+    drift_every: int = Field(50, ge=1)
+    drift_alpha: float = Field(0.01, gt=0, lt=1)
+    mmd_permutations: int = Field(200, ge=10)
+    squeeze_bits: int | None = Field(4, ge=1, le=16)
+    squeeze_median: int | None = Field(None, ge=2)
+    squeeze_fpr: float = Field(0.05, gt=0, lt=1)
+    adversarial_window: int = Field(100, ge=10)
+    adversarial_alpha: float = Field(1e-3, gt=0, lt=_P_CALM)
+    prada_delta: float = Field(0.9, gt=0, lt=1)
+    prada_min_distances: int = Field(100, ge=3)
+    query_alpha: float = Field(1e-3, gt=0, lt=_P_CALM)
+    query_alpha_query: float = Field(0.05, gt=0, lt=1)
+    query_window: int = Field(200, ge=10)
+    min_queries: int = Field(30, ge=1)
+    throttle_at: float = Field(0.5, gt=0, le=1)
+    block_at: float = Field(1.0, gt=0, le=1)
+    max_clients: int = Field(10_000, ge=1)
+    history: int = Field(600, ge=10)
+    seed: int = 0
+
+
+def load_reference(path: Path, input_shape: tuple[int, ...]) -> np.ndarray:
+    """Reference inputs (held-out data the model should see) from a data file."""
+    from bastion.data import load_dataset
+
+    x = np.asarray(load_dataset(path).x, dtype=np.float32)
+    if x.shape[1:] != input_shape:
+        if int(np.prod(x.shape[1:])) != int(np.prod(input_shape)):
+            raise ShapeMismatchError(f"reference rows in {path} have shape {x.shape[1:]} but "
+                                     f"the model takes {input_shape}")
+        x = x.reshape(len(x), *input_shape)
+    return x
+
+
+class _Served:
+    """A model version seen as a ``Classifier`` whose calls take the version's lock."""
+
+    def __init__(self, version: ModelVersion) -> None:
+        self._version = version
+
+    @property
+    def n_classes(self) -> int:
+        return self._version.model.n_classes
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self._version.model.input_shape)
+
+    @property
+    def bounds(self) -> Bounds:
+        return self._version.model.bounds
+
+    @property
+    def n_queries(self) -> int:
+        return self._version.model.n_queries
+
+    def reset_queries(self) -> None:
+        self._version.model.reset_queries()
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        return self._version.predict_proba(x)
+
+
+@dataclass
+class _Client:
+    prada: PRADAState
+    queries: QueryDistributionState
+    flags: deque[bool]
+    n_queries: int = 0
+    risk: float = 0.0
+    level: Level | None = None
+    evidence: dict[str, float] | None = None
+    last_seen: float = 0.0
+
+
+def _p_evidence(p: float | None, alpha: float) -> float:
+    """0 at p >= 0.01, 1 at p <= alpha, linear in log p between."""
+    if p is None or p >= _P_CALM:
+        return 0.0
+    if p <= alpha:
+        return 1.0
+    return (math.log(_P_CALM) - math.log(p)) / (math.log(_P_CALM) - math.log(alpha))
+
+
+class RuntimeMonitor:
+    """Drift, adversarial-input and extraction detection behind the gateway."""
+
+    def __init__(self, *, models: ModelSlot, reference: np.ndarray,
+                 settings: MonitorSettings | None = None, sink: AlarmSink | None = None,
+                 clock: Any = time.time) -> None:
+        self.settings = s = settings or MonitorSettings()
+        model = models.current.model
+        reference = np.asarray(reference, dtype=np.float32)
+        if reference.shape[1:] != tuple(model.input_shape):
+            raise ShapeMismatchError(f"reference rows have shape {reference.shape[1:]} but the "
+                                     f"model takes {tuple(model.input_shape)}")
+        if len(reference) < 40:
+            raise InvalidDataError("the monitor needs at least 40 reference rows (held-out "
+                                   "data the model should see)")
+        self._models = models
+        self._reference = reference.reshape(len(reference), -1)
+        rng = np.random.default_rng(s.seed)
+        self._rng = rng
+        self._ks = KSDrift(alpha=s.drift_alpha)
+        self._mmd = MMDDrift(alpha=s.drift_alpha, n_permutations=s.mmd_permutations)
+        self._squeezing = FeatureSqueezing(bits=s.squeeze_bits, median_size=s.squeeze_median,
+                                           fpr=s.squeeze_fpr)
+        self._squeeze_reference = reference[rng.permutation(len(reference))[:500]]
+        self._detectors: dict[str, SqueezingDetector] = {}
+        self._prada = PRADA(delta=s.prada_delta, min_distances=s.prada_min_distances)
+        self._queries: FittedQueryDistribution = QueryDistribution(
+            alpha_query=s.query_alpha_query, alpha=s.query_alpha, window=s.query_window,
+            min_queries=s.min_queries).fit(reference, generator=rng)
+        self._clients: OrderedDict[tuple[str, str], _Client] = OrderedDict()
+        self._blocked: set[tuple[str, str]] = set()
+        self._window: deque[np.ndarray] = deque(maxlen=s.drift_window)
+        self._since_drift_test = 0
+        self._drifting = 0
+        self._drift: deque[dict[str, float]] = deque(maxlen=s.history)
+        self._requests: deque[tuple[float, int, float, str]] = deque(maxlen=50_000)
+        self._sink = sink
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._queue: queue.Queue[RequestEvent | None] = queue.Queue(maxsize=10_000)
+        self._worker = threading.Thread(target=self._run, name="bastion-monitor", daemon=True)
+        self._worker.start()
+
+    # -- Guard -------------------------------------------------------------------------
+
+    def before(self, client: str, token_id: str | None) -> Verdict:
+        with self._lock:
+            if ("client", client) in self._blocked or (
+                    token_id is not None and ("token", token_id) in self._blocked):
+                return Verdict.BLOCK
+        return Verdict.ALLOW
+
+    def after(self, event: RequestEvent) -> None:
+        # Back-pressure rather than dropping: a dropped event is an attacker's blind spot.
+        self._queue.put(event)
+
+    # -- control -----------------------------------------------------------------------
+
+    def attach(self, sink: AlarmSink) -> None:
+        """Send alarms to ``sink`` (the incident responder) from now on."""
+        self._sink = sink
+
+    def block(self, subject_kind: str, subject: str) -> None:
+        """Refuse a ``token`` or ``client`` with 403 from its next request on."""
+        with self._lock:
+            self._blocked.add((subject_kind, subject))
+
+    def unblock(self, subject_kind: str, subject: str) -> None:
+        with self._lock:
+            self._blocked.discard((subject_kind, subject))
+
+    def flush(self, timeout_s: float = 30.0) -> None:
+        """Wait until every queued event has been processed (tests, shutdown)."""
+        deadline = time.monotonic() + timeout_s
+        while self._queue.unfinished_tasks and time.monotonic() < deadline:
+            time.sleep(0.005)
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._worker.join(timeout=10)
+
+    # -- worker ------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            event = self._queue.get()
+            try:
+                if event is None:
+                    return
+                self._observe(event)
+            except Exception:  # the monitor must outlive one bad event, loudly
+                log.exception("runtime monitor failed on request %s",
+                              event.request_id if event is not None else "-")
+            finally:
+                self._queue.task_done()
+
+    def _observe(self, event: RequestEvent) -> None:
+        x = np.asarray(event.x, dtype=np.float32)
+        proba = np.asarray(event.proba, dtype=np.float64)
+        version = self._models.current
+        _, flagged = self._detector(version)(_Served(version), x, proba)
+        subject = ("token", event.token_id) if event.token_id else ("client", event.client)
+        alarms: list[Alarm] = []
+        with self._lock:
+            self._requests.append((event.time, len(x), event.latency_ms, event.decision))
+            state = self._client(subject)
+            state.n_queries += len(x)
+            state.last_seen = event.time
+            state.flags.extend(bool(f) for f in flagged)
+            prada = state.prada.update(x, proba.argmax(axis=1))
+            dist = state.queries.update(x)
+            evidence = self._evidence(state, prada.w, dist.p_value)
+            alarms += self._judge(subject, state, evidence, event.time)
+            alarms += self._drift_step(x, version.name, event.time)
+        for alarm in alarms:
+            self._raise(alarm)
+
+    def _detector(self, version: ModelVersion) -> SqueezingDetector:
+        detector = self._detectors.get(version.name)
+        if detector is None:  # fitted per model version: a rollback changes the model
+            detector = self._squeezing.fit(_Served(version), self._squeeze_reference)
+            self._detectors[version.name] = detector
+        return detector
+
+    def _client(self, subject: tuple[str, str]) -> _Client:
+        state = self._clients.get(subject)
+        if state is None:
+            state = _Client(prada=self._prada.state(), queries=self._queries.state(),
+                            flags=deque(maxlen=self.settings.adversarial_window))
+            self._clients[subject] = state
+            while len(self._clients) > self.settings.max_clients:
+                self._clients.popitem(last=False)  # least recently seen
+        self._clients.move_to_end(subject)
+        return state
+
+    def _evidence(self, state: _Client, w: float | None,
+                  query_p: float | None) -> dict[str, float]:
+        s = self.settings
+        w_hi = (1.0 + s.prada_delta) / 2.0
+        prada = 0.0 if w is None else min(1.0, max(0.0, (w_hi - w) / (w_hi - s.prada_delta)))
+        n, k = len(state.flags), sum(state.flags)
+        adv_p = (float(stats.binom.sf(k - 1, n, s.squeeze_fpr))
+                 if n >= s.min_queries else None)
+        return {
+            "prada": prada,
+            "query_distribution": _p_evidence(query_p, s.query_alpha),
+            "adversarial": _p_evidence(adv_p, s.adversarial_alpha),
+            "prada_w": math.nan if w is None else w,
+            "query_p": math.nan if query_p is None else query_p,
+            "adversarial_p": math.nan if adv_p is None else adv_p,
+        }
+
+    def _judge(self, subject: tuple[str, str], state: _Client, evidence: dict[str, float],
+               now: float) -> list[Alarm]:
+        s = self.settings
+        scores = {k: evidence[k] for k in ("prada", "query_distribution", "adversarial")}
+        detector = max(scores, key=scores.__getitem__)
+        state.risk = scores[detector]
+        state.evidence = evidence
+        level = (Level.BLOCK if state.risk >= s.block_at else
+                 Level.THROTTLE if state.risk >= s.throttle_at else None)
+        order = {None: 0, Level.THROTTLE: 1, Level.BLOCK: 2}
+        if order[level] <= order[state.level]:
+            return []
+        state.level = level
+        assert level is not None
+        kind = Kind.ADVERSARIAL if detector == "adversarial" else Kind.EXTRACTION
+        numbers = {k: round(v, 6) for k, v in evidence.items() if not math.isnan(v)}
+        return [Alarm(kind=kind, level=level, subject_kind=subject[0], subject=subject[1],
+                      risk=round(state.risk, 4), time=now, evidence=numbers | {
+                          "n_queries": float(state.n_queries)},
+                      summary=f"{kind} suspected from {subject[0]} {subject[1]} after "
+                              f"{state.n_queries} queries (risk {state.risk:.2f}, "
+                              f"strongest evidence: {detector})")]
+
+    def _drift_step(self, x: np.ndarray, version: str, now: float) -> list[Alarm]:
+        s = self.settings
+        self._window.extend(x.reshape(len(x), -1))
+        self._since_drift_test += len(x)
+        if len(self._window) < s.drift_window or self._since_drift_test < s.drift_every:
+            return []
+        self._since_drift_test = 0
+        window = np.stack(self._window)
+        ks = self._ks(self._reference, window)
+        mmd = self._mmd(self._reference, window, generator=self._rng)
+        drifting = ks.drift or mmd.drift
+        self._drift.append({"time": now, "ks_p": ks.p_value, "mmd_p": mmd.p_value,
+                            "drift": float(drifting)})
+        self._drifting = self._drifting + 1 if drifting else 0
+        if self._drifting != 2:  # alarm once, on the second drifting test in a row
+            return []
+        moved = ks.drifted_features
+        return [Alarm(kind=Kind.DRIFT, level=Level.ALERT, subject_kind="model", subject=version,
+                      risk=1.0, time=now,
+                      evidence={"ks_p": ks.p_value, "mmd_p": mmd.p_value,
+                                "n_features_drifted": float(len(moved))},
+                      summary=f"input drift on model {version}: KS p={ks.p_value:.2g} "
+                              f"({len(moved)} features), MMD p={mmd.p_value:.2g}")]
+
+    def _raise(self, alarm: Alarm) -> None:
+        if self._sink is not None:
+            self._sink.handle(alarm)
+        elif alarm.level is Level.BLOCK:  # no responder: the minimal safe response
+            self.block(alarm.subject_kind, alarm.subject)
+
+    # -- dashboard ---------------------------------------------------------------------
+
+    def snapshot(self, *, span_s: float = 300.0, bucket_s: float = 5.0,
+                 top: int = 20) -> dict[str, Any]:
+        """Request rate, latency, drift and client risk for the dashboard (numbers only)."""
+        now = float(self._clock())
+        with self._lock:
+            requests = [r for r in self._requests if r[0] >= now - span_s]
+            drift = [d for d in self._drift if d["time"] >= now - span_s]
+            clients = sorted(self._clients.items(), key=lambda kv: -kv[1].risk)[:top]
+            rows = [{
+                "subject_kind": key[0], "subject": key[1], "risk": round(c.risk, 4),
+                "level": c.level.value if c.level else "ok", "n_queries": c.n_queries,
+                "blocked": key in self._blocked, "last_seen": c.last_seen,
+                **{k: (None if math.isnan(v) else round(v, 6))
+                   for k, v in (c.evidence or {}).items()},
+            } for key, c in clients]
+            backlog = self._queue.qsize()
+        n_buckets = int(span_s // bucket_s)
+        counts = np.zeros(n_buckets)
+        lat: list[list[float]] = [[] for _ in range(n_buckets)]
+        for t, n, latency, _ in requests:
+            b = min(n_buckets - 1, int((t - (now - span_s)) // bucket_s))
+            counts[b] += 1
+            lat[b].append(latency)
+        series = [{
+            "time": now - span_s + (i + 1) * bucket_s, "rate_per_s": counts[i] / bucket_s,
+            "p50_ms": float(np.percentile(v, 50)) if v else None,
+            "p99_ms": float(np.percentile(v, 99)) if v else None,
+        } for i, v in enumerate(lat)]
+        latencies = [r[2] for r in requests]
+        return {
+            "time": now, "span_s": span_s, "bucket_s": bucket_s, "backlog": backlog,
+            "model_version": self._models.current.name,
+            "requests": {
+                "total": len(requests), "rows": int(sum(r[1] for r in requests)),
+                "rate_per_s": len(requests) / span_s,
+                "p50_ms": float(np.percentile(latencies, 50)) if latencies else None,
+                "p99_ms": float(np.percentile(latencies, 99)) if latencies else None,
+                "series": series,
+            },
+            "drift": {"alpha": self.settings.drift_alpha, "tests": drift},
+            "clients": rows,
+        }

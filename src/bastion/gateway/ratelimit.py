@@ -1,0 +1,75 @@
+"""Rate limits per token and per client address, on the ``limits`` library.
+
+The moving-window strategy counts the requests of the last window exactly, so a client
+cannot double its rate at a window boundary. Counters live in memory by default, or in
+Redis (``redis://host:port``) so that several workers or hosts share them. Limits can be
+tightened for one token or client while the gateway runs (incident playbooks do this);
+those overrides live in the process that set them.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+
+from limits import RateLimitItem, parse
+from limits.errors import ConfigurationError
+from limits.storage import storage_from_string
+from limits.strategies import MovingWindowRateLimiter
+
+from bastion.errors import ConfigError
+
+__all__ = ["RateLimits"]
+
+
+def _parse(limit: str) -> RateLimitItem:
+    try:
+        return parse(limit)
+    except ValueError:
+        raise ConfigError(f"rate limit {limit!r} must look like '100/minute' or '5/second'")\
+            from None
+
+
+class RateLimits:
+    """Two limits, one per token and one per client address, checked on each request."""
+
+    def __init__(self, *, per_token: str, per_client: str, storage: str = "memory://") -> None:
+        try:
+            self._storage = storage_from_string(storage)
+        except ConfigurationError as err:
+            raise ConfigError(f"rate_limit_storage {storage!r} is not usable: {err}") from None
+        self._limiter = MovingWindowRateLimiter(self._storage)
+        self._defaults = {"token": _parse(per_token), "client": _parse(per_client)}
+        self._overrides: dict[tuple[str, str], RateLimitItem] = {}
+        self._lock = threading.Lock()
+
+    def set_limit(self, kind: str, key: str, limit: str | None) -> None:
+        """Give one ``token`` or ``client`` its own limit (``None`` restores the default)."""
+        if kind not in self._defaults:
+            raise ConfigError(f"rate limits apply to 'token' or 'client', not {kind!r}")
+        with self._lock:
+            if limit is None:
+                self._overrides.pop((kind, key), None)
+            else:
+                self._overrides[(kind, key)] = _parse(limit)
+
+    def limit_for(self, kind: str, key: str) -> RateLimitItem:
+        return self._overrides.get((kind, key), self._defaults[kind])
+
+    def hit(self, *, client: str, token_id: str | None) -> float | None:
+        """Count one request; seconds to wait if a limit is exceeded, else ``None``."""
+        checks = [("client", client)] + ([("token", token_id)] if token_id else [])
+        for kind, key in checks:
+            item = self.limit_for(kind, key)
+            if not self._limiter.hit(item, kind, key):
+                reset = self._limiter.get_window_stats(item, kind, key).reset_time
+                return max(1.0, math.ceil(reset - time.time()))
+        return None
+
+    def healthy(self) -> bool:
+        """Whether the counters' storage answers (``/readyz``)."""
+        try:
+            return bool(self._storage.check())
+        except Exception:  # a storage driver's own errors (redis, ...) mean "not ready"
+            return False

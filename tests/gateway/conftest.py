@@ -1,0 +1,53 @@
+"""Fixtures for gateway tests: a small digits model saved with skops, settings on a
+throwaway SQLite database, and an app factory (serve it with ``bastion.gateway.server.running``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from pydantic import SecretStr
+
+PEPPER = SecretStr("test-pepper-not-secret")
+
+
+@pytest.fixture(scope="session")
+def digits() -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.datasets import load_digits
+
+    x, y = load_digits(return_X_y=True)
+    return (x / 16.0).astype(np.float32), y
+
+
+@pytest.fixture(scope="session")
+def model_file(tmp_path_factory: pytest.TempPathFactory,
+               digits: tuple[np.ndarray, np.ndarray]) -> Path:
+    import skops.io as sio
+    from sklearn.linear_model import LogisticRegression
+
+    x, y = digits
+    path = tmp_path_factory.mktemp("model") / "digits.skops"
+    sio.dump(LogisticRegression(max_iter=300).fit(x, y), path)
+    return path
+
+
+@pytest.fixture
+def settings(tmp_path: Path, model_file: Path) -> Any:
+    from bastion.gateway.settings import GatewaySettings
+
+    return GatewaySettings(model=str(model_file), database_url=f"sqlite:///{tmp_path}/gw.db")
+
+
+@pytest.fixture
+def make_app(settings: Any) -> Callable[..., Any]:
+    from bastion.gateway.app import create_app
+    from bastion.gateway.server import load_slot
+
+    def make(**kw: Any) -> Any:
+        s = kw.pop("settings", settings)
+        return create_app(s, models=kw.pop("models", None) or load_slot(s), pepper=PEPPER, **kw)
+
+    return make
