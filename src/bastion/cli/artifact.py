@@ -47,7 +47,7 @@ def register(app: typer.Typer) -> None:
         quiet: bool | None = typer.Option(None, "--quiet", "-q", help="No progress bar."),
         hashes: bool | None = typer.Option(
             None, "--hash/--no-hash", help="Record each file's sha256 in the report."),
-        config: Path | None = typer.Option(None, help="TOML file with an [artifact] table."),
+        config: Path | None = typer.Option(None, help="TOML file with an \\[artifact] table."),
     ) -> None:
         """Scan model files for code that runs on load; exit 1 at --fail-on, 3 if none applied."""
         from bastion.cli._settings import resolve

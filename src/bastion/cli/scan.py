@@ -99,7 +99,7 @@ def register(app: typer.Typer) -> None:
         jobs: int | None = typer.Option(
             None, help="Membership: reference models trained in parallel (default 1)."),
         demo: bool = typer.Option(False, "--demo", help="Scan the built-in demo."),
-        config: Path | None = typer.Option(None, help="TOML file with a [scan] table."),
+        config: Path | None = typer.Option(None, help="TOML file with a \\[scan] table."),
         list_checks: bool = typer.Option(False, "--list-checks", help="List checks and exit."),
     ) -> None:
         """Audit a model and its data; exit 1 when findings reach --fail-on."""
