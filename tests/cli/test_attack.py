@@ -40,6 +40,7 @@ def test_list_shows_every_attack_with_its_needs(capsys) -> None:
     for name in ("fgsm", "pgd", "apgd-ce", "apgd-t", "square", "autoattack"):
         assert name in out
     assert "Differentiable" in out
+    assert "``" not in out  # docstring literals are shown as plain text
 
 
 @pytest.mark.parametrize("targeted", [False, True])

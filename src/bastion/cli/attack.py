@@ -62,9 +62,15 @@ def _list() -> None:
         table.add_column(col, overflow="fold")
     for attack_name, cls in ATTACKS.items():
         needs = ", ".join(r.__name__ for r in cls.requires)
-        doc = (cls.__doc__ or "").strip().splitlines()[0]
+        doc = _summary(cls.__doc__ or "")
         table.add_row(attack_name, needs, ", ".join(cls.norms), doc)
     Console().print(table)
+
+
+def _summary(doc: str) -> str:
+    """A docstring's first paragraph as plain text: one line, no reST literals."""
+    first = doc.strip().split("\n\n")[0]
+    return " ".join(first.split()).replace("``", "")
 
 
 def _run(
