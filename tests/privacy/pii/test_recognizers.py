@@ -64,6 +64,13 @@ POSITIVES = [
     ("Seen John Smith today", "PERSON", "John Smith"),
     ("Smith, Mary was discharged", "PERSON", "Smith, Mary"),
     ("referred by Dr. Okonkwo", "PERSON", "Okonkwo"),
+    # Names from the wider (mimesis, 40+ locales) lists, diacritics, particles, and a
+    # surname no list knows after a cue in the same sentence.
+    ("Spoke with Hannelore Freudenberger today.", "PERSON", "Hannelore Freudenberger"),
+    ("Seen Inès François today", "PERSON", "Inès François"),
+    ("Spoke with Ludwig van Beethoven.", "PERSON", "Ludwig van Beethoven"),
+    ("Spoke with Gerard Bellweather about it.", "PERSON", "Gerard Bellweather"),
+    ("His wife Olga Petrowskaja called.", "PERSON", "Olga Petrowskaja"),
     ("moved from Texas last year", "LOCATION", "Texas"),
     ("born in West Virginia", "LOCATION", "West Virginia"),
     ("clinic in Springfield, IL", "LOCATION", "Springfield"),
@@ -102,6 +109,26 @@ HARD_NEGATIVES = [
     "the New York Times and the Jordan River",  # a place word inside a longer name
     "Grace Hospital on May Day",  # first names that are not people here
 ]
+
+
+# Capitalised pairs that are places, institutions, dates or phrases: no PERSON, and for
+# the places the LOCATION they are.
+NOT_PEOPLE = [
+    ("Travelled to Sierra Leone last spring.", [("LOCATION", "Sierra Leone")]),
+    ("Spoke with Virginia Beach staff", []),
+    ("met at San Francisco General", []),
+    ("spoke with Mercy Clinic and Grace Hospital", []),
+    ("The Python Software Foundation", []),
+    ("My Name is on the form", []),
+    ("Copyright Holder", []),
+    ("Spoke with Gerard Street", []),  # one listed part, but a street
+    ("Seen Random Words here", []),  # neither part listed, and no label
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), NOT_PEOPLE)
+def test_places_and_institutions_are_not_people(text: str, expected: list[tuple[str, str]]) -> None:
+    assert [(d.entity, text[d.start : d.end]) for d in analyze(text)] == expected
 
 
 @pytest.mark.parametrize(("text", "entity", "span"), POSITIVES)

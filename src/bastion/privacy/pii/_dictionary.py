@@ -1,9 +1,15 @@
-"""Name and place word lists shipped with bastion (``data/names.json``), loaded once.
+"""Name and place word lists, loaded once.
 
-Provenance: taken from Faker's en_US/en providers (MIT licence); Faker's first names come
-from US Social Security Administration baby-name data and its surnames from the US Census
-Bureau surname list, both US government works in the public domain. The file records this
-in its ``source`` field.
+Two sources, both installed from PyPI with the ``pii`` extra or shipped with bastion:
+
+- ``data/names.json`` (shipped): US first names and surnames from Faker's en_US/en
+  providers (MIT licence; Faker took them from US Social Security Administration
+  baby-name data and the US Census Bureau surname list, public-domain US government
+  works), US states and countries. The file records this in its ``source`` field.
+- ``mimesis`` (MIT licence, a maintained fake-data package): the per-locale first-name and
+  surname lists its contributors curated for 40+ locales (``mimesis/datasets/*/person.json``),
+  read as JSON data only. They widen the US lists to European, Latin American and other
+  names. Nothing is downloaded at run time and no model or code from a third party is run.
 """
 
 from __future__ import annotations
@@ -12,8 +18,14 @@ import json
 import re
 from functools import cache
 from importlib import resources
+from importlib.util import find_spec
+from pathlib import Path
 
-__all__ = ["alternation", "words"]
+__all__ = ["alternation", "first_names", "surnames", "words"]
+
+# One name token: a capital, then lower-case letters (Latin-1 and Latin Extended-A).
+NAME_TOKEN = r"[A-ZÀ-ÖØ-ÞĀ-Ž][a-zß-öø-ÿĀ-ž]+(?:['-][A-ZÀ-ÖØ-ÞĀ-Ž][a-zß-öø-ÿĀ-ž]+)?"
+_TOKEN = re.compile(NAME_TOKEN)
 
 
 @cache
@@ -34,3 +46,43 @@ def alternation(*kinds: str) -> str:
     ``West Virginia`` wins over ``Virginia``)."""
     entries = sorted({w for kind in kinds for w in _lists()[kind]}, key=lambda w: (-len(w), w))
     return "|".join(re.escape(w) for w in entries)
+
+
+@cache
+def _mimesis() -> tuple[frozenset[str], frozenset[str]]:
+    """(first names, surnames) of every mimesis locale, lower-cased; empty without it."""
+    spec = find_spec("mimesis")  # locates the package without importing it
+    if spec is None or not spec.submodule_search_locations:
+        return frozenset(), frozenset()
+    root = Path(next(iter(spec.submodule_search_locations))) / "datasets"
+    first: set[str] = set()
+    last: set[str] = set()
+    for path in sorted(root.glob("*/person.json")):
+        data = json.loads(path.read_text(encoding="utf-8"))
+        first.update(_flatten(data.get("names")))
+        last.update(_flatten(data.get("surnames")))
+    return frozenset(first), frozenset(last)
+
+
+def _flatten(value: object) -> set[str]:
+    """Name tokens from a list, or a dict of lists keyed by gender."""
+    items = value.values() if isinstance(value, dict) else [value]
+    return {
+        name.lower()
+        for group in items
+        if isinstance(group, list)
+        for name in group
+        if isinstance(name, str) and _TOKEN.fullmatch(name)
+    }
+
+
+@cache
+def first_names() -> frozenset[str]:
+    """Given names from every source, lower-cased."""
+    return words("first_names") | _mimesis()[0]
+
+
+@cache
+def surnames() -> frozenset[str]:
+    """Family names from every source, lower-cased."""
+    return words("last_names") | _mimesis()[1]

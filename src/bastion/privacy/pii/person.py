@@ -1,46 +1,119 @@
-"""Person names without a language model: a capitalised first and last name that both
-appear in the shipped name lists (SSA first names, Census surnames), ``Last, First``, or
-any capitalised name after an honorific (``Dr.``, ``Mrs``), which is evidence enough."""
+"""Person names without a language model, from name lists, shape and context.
 
-from bastion.privacy.pii._dictionary import words
+- ``person``: a capitalised first name and surname that are both in the name lists
+  (``Jane Smith``, ``Smith, Jane``, ``Ludwig van Beethoven``).
+- ``person-cued``: only one of the two is listed (``Gerard Bellweather``), which is weak
+  evidence on its own, so it needs a cue in the same sentence: a verb of meeting
+  (``spoke with``), a relation (``sister``, ``wife``) or a label (``patient``).
+- ``person-titled``: any capitalised name after an honorific or a label that introduces
+  a person (``Dr. Okonkwo``, ``Signed by ...``), which is evidence enough.
+
+A span that is itself a place (``Sierra Leone``) or that ends in a word naming a thing,
+not a family (``Grace Hospital``, ``May Day``, ``Virginia Beach``), is never a person.
+"""
+
+from bastion.privacy.pii._dictionary import NAME_TOKEN, first_names, surnames, words
 from bastion.privacy.pii._engine import RECOGNIZERS, Pattern, Recognizer
 
-_NAME = r"[A-Z][a-z]+(?:['-][A-Z][a-z]+)?"
+_PARTICLE = (
+    r"(?: (?:[Vv]on|[Vv]an|[Dd]e|[Dd]a|[Dd]i|[Dd]u|[Dd]el|[Dd]ella|[Dd]er|[Dd]en|[Tt]er|[Tt]en"
+    r"|[Ll]e|[Ll]a|[Dd]os|[Dd]as|zu)(?: der| den| la)?)?"
+)
+_FIRST_LAST = rf"{NAME_TOKEN}(?: [A-Z]\.?)?{_PARTICLE} {NAME_TOKEN}"
+# Lookaheads let candidates overlap: in "Seen John Smith" the failed "Seen John" must
+# not swallow "John".
+_PATTERNS = (
+    Pattern(name="first-last", regex=rf"\b(?=({_FIRST_LAST})\b)", score=0.75, group=1),
+    Pattern(
+        name="last-comma-first", regex=rf"\b(?=({NAME_TOKEN}, {NAME_TOKEN})\b)", score=0.7, group=1
+    ),
+)
+# Last words that name a place, an institution or a date rather than a family.
+_NOT_A_FAMILY = frozenset(
+    {"day", "eve", "hospital", "clinic", "center", "centre", "street", "avenue", "road",
+     "drive", "boulevard", "beach", "river", "lake", "square", "station", "airport",
+     "university", "college", "school", "county", "city", "island", "islands", "valley",
+     "mountain", "springs", "falls", "heights", "plaza", "building", "group", "company",
+     "inc", "ltd", "corp", "foundation", "institute", "society", "services", "health",
+     "care", "pharmacy", "medical", "motors", "tower", "gardens", "general", "memorial",
+     "regional", "community", "national", "federal", "state"}
+)  # fmt: skip
+# First words that start a place name or a phrase rather than a given name.
+_NOT_A_GIVEN_NAME = frozenset(
+    {"san", "santa", "santo", "saint", "st", "fort", "port", "mount", "lake", "new", "north",
+     "south", "east", "west", "upper", "lower", "los", "las", "copyright", "dear", "happy",
+     # English words that some locales' lists also hold as names ("The", "My", "Will").
+     "the", "my", "our", "your", "his", "her", "their", "its", "this", "that", "these",
+     "other", "another", "each", "every", "all", "any", "some", "no", "not", "and", "or",
+     "but", "if", "so", "as", "at", "by", "for", "from", "in", "on", "of", "to", "with",
+     "font", "last", "first", "next", "see", "use", "read"}
+)  # fmt: skip
+_PERSON_CUES = (
+    "patient", "name", "mr", "mrs", "ms", "dr", "seen", "by", "contact", "signed", "with",
+    "spoke", "met", "saw", "called", "visited", "accompanied", "wife", "husband", "son",
+    "daughter", "mother", "father", "sister", "brother", "friend", "partner", "nurse",
+    "caregiver", "guardian", "relative", "neighbour", "neighbor", "colleague", "dear",
+    "hello", "hi", "thanks", "from",
+)  # fmt: skip
+_CATEGORIES = ("HIPAA:name", "GDPR:personal-data", "CCPA:identifier")
 
 
-def _validate(value: str) -> str | None:
+def _split(value: str) -> tuple[str, str] | None:
+    """(first, last) lower-cased, or None when the span is a place or a thing's name."""
+    if value.lower() in words("states") | words("countries"):
+        return None
     if "," in value:
         last, first = (part.strip() for part in value.split(",", 1))
     else:
         parts = value.split()
         first, last = parts[0], parts[-1]
-    if first.lower() not in words("first_names"):
-        return "first name not in the name list"
-    if last.lower() not in words("last_names"):
-        return "surname not in the name list"
+    if last.lower() in _NOT_A_FAMILY or first.lower() in _NOT_A_FAMILY | _NOT_A_GIVEN_NAME:
+        return None
+    return first.lower(), last.lower()
+
+
+def _both_listed(value: str) -> str | None:
+    parts = _split(value)
+    if parts is None:
+        return "a place or an institution"
+    if parts[0] not in first_names():
+        return "first name not in the name lists"
+    if parts[1] not in surnames():
+        return "surname not in the name lists"
     return None
+
+
+def _one_listed(value: str) -> str | None:
+    parts = _split(value)
+    if parts is None:
+        return "a place or an institution"
+    if parts[0] in first_names() or parts[1] in surnames():
+        return None
+    return "neither part in the name lists"
 
 
 PERSON = RECOGNIZERS.register("person")(
     Recognizer(
         entity="PERSON",
-        patterns=(
-            # Lookaheads let candidates overlap: in "Seen John Smith" the failed
-            # "Seen John" must not swallow "John".
-            Pattern(
-                name="first-last",
-                regex=rf"\b(?=({_NAME}(?: [A-Z]\.?)? {_NAME})\b)",
-                score=0.75,
-                group=1,
-            ),
-            Pattern(
-                name="last-comma-first", regex=rf"\b(?=({_NAME}, {_NAME})\b)", score=0.7, group=1
-            ),
-        ),
-        context=("patient", "name", "mr", "mrs", "ms", "dr", "seen", "by", "contact", "signed"),
-        validate=_validate,
+        patterns=_PATTERNS,
+        context=_PERSON_CUES,
+        validate=_both_listed,
         validator_name="name-list look-up",
-        categories=("HIPAA:name", "GDPR:personal-data", "CCPA:identifier"),
+        categories=_CATEGORIES,
+    )
+)
+
+PERSON_CUED = RECOGNIZERS.register("person-cued")(
+    Recognizer(
+        entity="PERSON",
+        patterns=tuple(
+            Pattern(name=f"{p.name}-one-listed", regex=p.regex, score=0.4, group=p.group)
+            for p in _PATTERNS
+        ),
+        context=_PERSON_CUES,
+        validate=_one_listed,
+        validator_name="one part in the name lists",
+        categories=_CATEGORIES,
     )
 )
 
@@ -59,11 +132,11 @@ PERSON_TITLED = RECOGNIZERS.register("person-titled")(
             ),
             Pattern(
                 name="honorific-name",
-                regex=rf"\b(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof)\.? ({_NAME}(?: {_NAME})?)\b",
+                regex=rf"\b(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof)\.? ({NAME_TOKEN}(?: {NAME_TOKEN})?)\b",
                 score=0.85,
                 group=1,
             ),
         ),
-        categories=("HIPAA:name", "GDPR:personal-data", "CCPA:identifier"),
+        categories=_CATEGORIES,
     )
 )
