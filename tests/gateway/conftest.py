@@ -34,14 +34,16 @@ def model_file(tmp_path_factory: pytest.TempPathFactory,
     return path
 
 
-@pytest.fixture
-def settings(tmp_path: Path, model_file: Path) -> Any:
+@pytest.fixture(scope="module")
+def settings(tmp_path_factory: pytest.TempPathFactory, model_file: Path) -> Any:
+    """Gateway settings on a database shared by one test module's apps."""
     from bastion.gateway.settings import GatewaySettings
 
-    return GatewaySettings(model=str(model_file), database_url=f"sqlite:///{tmp_path}/gw.db")
+    db = tmp_path_factory.mktemp("gw") / "gw.db"
+    return GatewaySettings(model=str(model_file), database_url=f"sqlite:///{db}")
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def make_app(settings: Any) -> Callable[..., Any]:
     from bastion.gateway.app import create_app
     from bastion.gateway.server import load_slot

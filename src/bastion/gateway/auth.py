@@ -100,7 +100,9 @@ class Authenticator:
             )
         except jwt.ExpiredSignatureError:
             raise AccessDeniedError(401, "this token has expired; ask for a new one") from None
-        except (jwt.PyJWTError, KeyError):
+        except (jwt.PyJWTError, KeyError, TypeError, ValueError):
+            # TypeError/ValueError: pyjwt's answer to a key of the wrong type for the
+            # token's algorithm (an ES256 token against an RSA key)
             raise AccessDeniedError(401, "the bearer token is not valid") from None
         role = claims.get("role")
         if not isinstance(role, str):
