@@ -92,15 +92,24 @@ def test_out_may_not_overwrite_the_input(backdoored: tuple[Path, np.ndarray]) ->
     assert run.returncode == 2 and "never overwritten" in run.stderr
 
 
-def test_model_whose_classes_do_not_match_is_refused(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("model_classes", "data_classes", "model_features"), [
+    (2, 3, 4),  # the data has a label the model never saw
+    (3, 2, 4),  # the model knows a class the data lacks
+    (2, 2, 5),  # rows and model disagree on the feature count
+])
+def test_model_whose_classes_do_not_match_is_refused(
+        tmp_path: Path, model_classes: int, data_classes: int, model_features: int) -> None:
     from sklearn.linear_model import LogisticRegression
     from skops.io import dump
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(60, 4))
-    model = LogisticRegression().fit(x, np.repeat([0, 1], 30))
-    dump(model, tmp_path / "m.skops")
-    data = _save(tmp_path, x, np.repeat([0, 1, 2], 20))
-    run = _bastion("audit", data, "--model", tmp_path / "m.skops")
+    fit = LogisticRegression().fit(rng.normal(size=(60, model_features)),
+                                   np.arange(60) % model_classes)
+    dump(fit, tmp_path / "m.skops")
+    data = _save(tmp_path, x, np.arange(60) % data_classes)
+    clean = tmp_path / "clean.npz"
+    run = _bastion("audit", data, "--model", tmp_path / "m.skops", "--out", clean)
     assert run.returncode == 2, run.stderr
-    assert run.stderr.count("\n") == 1
+    assert run.stderr.count("\n") == 1 and "error" in run.stderr
+    assert not clean.exists()

@@ -35,13 +35,17 @@ def register(app: typer.Typer) -> None:
             None, "--report", "-r", help="Report file; the report goes to stdout without it."),
         expected_fraction: float = typer.Option(
             0.05, help="Share of rows you suspect are poisoned (spectral signatures)."),
+        neural_cleanse_steps: int = typer.Option(
+            150, help="Neural Cleanse optimisation steps when --model gives gradients "
+            "(0 skips it)."),
         fail_on: str = typer.Option("high", help="Exit 1 at this severity or above."),
         seed: int = typer.Option(0, help="Seed for every random choice."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No summary."),
     ) -> None:
         """Score every row for poisoning and label errors; exit 1 at --fail-on."""
         raise typer.Exit(_audit(path, model, label, input_shape, out, fmt, report_path,
-                                expected_fraction, fail_on, seed, quiet))
+                                expected_fraction, neural_cleanse_steps, fail_on, seed,
+                                quiet))
 
 
 def _write_npz(dataset: Dataset, out: Path) -> None:
@@ -78,7 +82,8 @@ def _write_npz(dataset: Dataset, out: Path) -> None:
 
 def _audit(path: Path, model: str | None, label: str | None, input_shape: str | None,
            out: Path | None, fmt: str | None, report_path: Path | None,
-           expected_fraction: float, fail_on: str, seed: int, quiet: bool) -> int:
+           expected_fraction: float, neural_cleanse_steps: int, fail_on: str, seed: int,
+           quiet: bool) -> int:
     import platform
     import time
     from datetime import UTC, datetime
@@ -112,12 +117,14 @@ def _audit(path: Path, model: str | None, label: str | None, input_shape: str | 
     if data is None or data.y is None:
         raise InvalidDataError(f"{path} has no labels: name the label column with --label "
                                "or store a 'y' array")
-    result = audit(data, model=target.model, expected_fraction=expected_fraction, seed=seed)
+    result = audit(data, model=target.model, expected_fraction=expected_fraction,
+                   neural_cleanse_steps=neural_cleanse_steps, seed=seed)
     report = Report(
         metadata=RunMetadata(
             tool_version=__version__, command="data audit", started_at=started,
             finished_at=datetime.now(UTC),
             config={"expected_fraction": expected_fraction, "seed": seed,
+                    "neural_cleanse_steps": neural_cleanse_steps,
                     "rows": len(data), "suspect": int(result.suspect.sum()),
                     "cleaned": str(out) if out else None},
             artifacts=list(artifacts), checks_run=["poisoning"],
