@@ -67,6 +67,35 @@ def test_black_box_attack_counts_queries(files, capsys) -> None:
     assert np.load(out_file)["n_queries"].min() >= 1
 
 
+def test_transfer_crafts_on_the_surrogate_and_fools_the_target(files, capsys) -> None:
+    import skops.io as sio
+
+    d = load_digits()
+    x = (d.data / 16.0).astype(np.float32)
+    surrogate = files["root"] / "surrogate.skops"
+    sio.dump(LogisticRegression(max_iter=200, C=0.5).fit(x[:600], d.target[:600]), surrogate)
+    out_file = files["root"] / "transfer.npz"
+    code, _, err = _run(["attack", "transfer", "--model", str(files["model"]), "--data",
+                         str(files["data"]), "--eps", "0.2", "--surrogate", str(surrogate),
+                         "--out", str(out_file)], capsys)
+    assert code == 0, err
+    saved = np.load(out_file)
+    assert float(saved["linf"].max()) <= 0.2 + 1e-5
+    assert saved["success"].mean() > 0.3  # linear models for one task share their weaknesses
+
+
+@pytest.mark.parametrize(
+    ("name", "extra", "words"),
+    [("transfer", [], "needs --surrogate"), ("pgd", ["--surrogate", "{model}"], "only for")],
+)
+def test_surrogate_goes_with_transfer_only(files, capsys, name, extra, words) -> None:
+    extra = [a.format(model=files["model"]) for a in extra]
+    code, _, err = _run(["attack", name, "--model", str(files["model"]), "--data",
+                         str(files["data"]), "--eps", "0.1", *extra], capsys)
+    assert code == 2
+    assert words in err and err.count("\n") == 1
+
+
 @pytest.mark.parametrize(
     ("extra", "words"),
     [

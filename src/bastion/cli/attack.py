@@ -38,6 +38,10 @@ def register(app: typer.Typer) -> None:
         factory: str | None = typer.Option(
             None, help="module:function building the architecture for weights-only files."),
         limit: int | None = typer.Option(None, help="Attack only the first N samples."),
+        surrogate: str | None = typer.Option(
+            None, help="transfer: the local white-box model to craft the examples on."),
+        surrogate_factory: str | None = typer.Option(
+            None, help="transfer: module:function building the surrogate's architecture."),
         seed: int = typer.Option(0, help="Seed for the attack and the targets."),
         list_: bool = typer.Option(False, "--list", help="List attacks and what they need."),
     ) -> None:
@@ -48,7 +52,8 @@ def register(app: typer.Typer) -> None:
         if name is None or model is None or data is None:
             raise ConfigError("give an attack NAME, --model and --data (or --list)")
         _run(name, model, data, eps=eps, norm=norm, targeted=targeted, out=out,
-             bounds=_parse_floats(bounds, "--bounds"), factory=factory, limit=limit, seed=seed)
+             bounds=_parse_floats(bounds, "--bounds"), factory=factory, limit=limit, seed=seed,
+             surrogate=(surrogate, surrogate_factory))
 
 
 def _list() -> None:
@@ -76,7 +81,7 @@ def _summary(doc: str) -> str:
 def _run(
     name: str, model_src: str, data: Path, *, eps: float | None, norm: str, targeted: bool,
     out: Path | None, bounds: tuple[float, ...] | None, factory: str | None,
-    limit: int | None, seed: int,
+    limit: int | None, seed: int, surrogate: tuple[str | None, str | None] = (None, None),
 ) -> None:
     import numpy as np
     import torch
@@ -103,12 +108,23 @@ def _run(
             raise ConfigError("--limit must be at least 1")
         x, y = x[:limit], y[:limit]
     clf = load_model(model_src, input_shape=ds.sample_shape, bounds=bounds, factory=factory)
+    options: dict[str, Any] = {}
+    surrogate_src, surrogate_factory = surrogate
+    if surrogate_src is not None:
+        if name != "transfer":
+            raise ConfigError("--surrogate is only for the transfer attack")
+        options["surrogate"] = load_model(surrogate_src, input_shape=ds.sample_shape,
+                                          bounds=bounds, n_classes=clf.n_classes,
+                                          factory=surrogate_factory)
+    elif name == "transfer":
+        raise ConfigError("the transfer attack needs --surrogate FILE: a local model for the "
+                          "same task to craft the examples on")
     targets = None
     if targeted:
         rng = np.random.default_rng(seed)
         k = clf.n_classes
         targets = (y + 1 + rng.integers(0, k - 1, size=len(y))) % k
-    instance = cls(eps=eps, norm=norm)  # type: ignore[arg-type]  # norm checked above
+    instance = cls(eps=eps, norm=norm, **options)  # type: ignore[arg-type]  # norm checked
     result = instance(clf, x.astype(np.float32), y, targets=targets,
                       generator=torch.Generator().manual_seed(seed))
     arrays = result.to_numpy()
