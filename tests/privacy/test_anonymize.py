@@ -194,3 +194,52 @@ def test_parquet_keeps_schema_types_and_non_pii(tmp_path: Path) -> None:
         "visits": [3, 4, None],
     }
     assert result.n_records == 3
+
+
+def test_parquet_k_anonymity_and_l_diversity(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table({
+        "dob": ["1951-03-14", "1951-07-02", "1980-02-01", "1980-05-05", "1980-09-09"],
+        "zip": ["62704", "62701", "62704", "62799", "62710"],
+        "dx": ["I10", "E11.9", "I10", "I10", "J45.909"],
+    })  # fmt: skip
+    pq.write_table(table, tmp_path / "in.parquet")
+    config = PRESETS["hipaa-safe-harbor"].model_copy(update={"sensitive": "dx"})
+    result = anonymize(tmp_path / "in.parquet", tmp_path / "o.parquet", config)
+    got = pq.read_table(tmp_path / "o.parquet").to_pydict()
+    assert got["dob"] == ["1951", "1951", "1980", "1980", "1980"]
+    assert got["zip"] == ["627"] * 5
+    # Classes (1951, 627) x2 with {I10, E11.9} and (1980, 627) x3 with {I10, J45.909}.
+    assert result.quasi_identifiers == ["dob", "zip"]
+    assert (result.k_anonymity, result.l_diversity) == (2, 2)
+
+
+def test_jsonl_k_anonymity_over_named_fields(tmp_path: Path) -> None:
+    rows = [
+        {"band": "90+", "zip3": "627", "dx": "I10", "text": "ok"},
+        {"band": "90+", "zip3": "627", "dx": "I10", "text": "ok"},
+        {"band": "40-49", "zip3": "627", "dx": "E11.9", "text": "SSN 123-45-6788"},
+    ]
+    path = tmp_path / "n.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    config = AnonymizeConfig(quasi_identifiers=["band", "zip3"], sensitive="dx")
+    result = anonymize(path, tmp_path / "o.jsonl", config)
+    assert (result.k_anonymity, result.l_diversity) == (1, 1)
+    assert result.quasi_identifiers == ["band", "zip3"]
+
+
+def test_unknown_quasi_identifier_fails_before_writing(table: Path, tmp_path: Path) -> None:
+    config = AnonymizeConfig(quasi_identifiers=["zip", "postcode"])
+    with pytest.raises(ConfigError, match="postcode"):
+        anonymize(table, tmp_path / "out.csv", config)
+    assert list(tmp_path.iterdir()) == [table]
+
+
+def test_progress_reaches_the_record_count(table: Path, tmp_path: Path) -> None:
+    from bastion.progress import ProgressEvent
+
+    events: list[ProgressEvent] = []
+    result = anonymize(table, tmp_path / "out.csv", AnonymizeConfig(), progress=events.append)
+    assert events[-1].done and events[-1].completed == result.n_records == 5

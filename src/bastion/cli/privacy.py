@@ -57,15 +57,18 @@ def register(app: typer.Typer) -> None:
         kind: str | None = typer.Option(None, "--kind", help="text, jsonl, csv or parquet."),
         text_field: str = typer.Option("text", "--text-field", help="JSONL field to scan."),
         encoding: str = typer.Option("utf-8", "--encoding", help="Text encoding of the file."),
+        quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     ) -> None:
         """Write a copy with identifiers replaced; report k-anonymity and l-diversity."""
-        from bastion.cli._ui import err_console
+        from bastion.cli._ui import err_console, progress_bars
         from bastion.privacy.anonymize import anonymize, load_config
 
         settings = load_config(preset, config)
         if key_file is not None:
             settings = settings.model_copy(update={"key_file": key_file})
-        result = anonymize(path, out, settings, kind=kind, text_field=text_field, encoding=encoding)
+        with progress_bars(quiet=quiet) as sink:
+            result = anonymize(path, out, settings, kind=kind, text_field=text_field,
+                               encoding=encoding, progress=sink)  # fmt: skip
         replaced = ", ".join(f"{e} {n}" for e, n in result.replaced.most_common()) or "nothing"
         err_console.print(f"{result.n_records} records written to {out}; replaced: {replaced}")
         if result.dropped_columns:

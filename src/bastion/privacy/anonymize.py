@@ -21,7 +21,7 @@ import os
 import re
 import tempfile
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -32,6 +32,7 @@ from bastion.errors import ConfigError, InvalidDataError, UnreadableInputError
 from bastion.privacy._records import open_source
 from bastion.privacy.audit import ColumnClass, classify_columns
 from bastion.privacy.pii import Detection, analyze, mask
+from bastion.progress import ProgressSink, emit
 
 __all__ = ["PRESETS", "AnonymizeConfig", "AnonymizeResult", "anonymize", "generalize"]
 
@@ -154,10 +155,61 @@ class AnonymizeResult:
     l_diversity: int | None = None
 
 
+@dataclass(kw_only=True)
+class _Groups:
+    """Equivalence classes of the output's quasi-identifier values: k-anonymity is the
+    smallest class, l-diversity the fewest distinct sensitive values in any class."""
+
+    columns: list[str]
+    sensitive: str | None
+    sizes: Counter[tuple[str, ...]] = field(default_factory=Counter)
+    values: dict[tuple[str, ...], set[str]] = field(default_factory=lambda: defaultdict(set))
+
+    def add(self, row: Mapping[str, object]) -> None:
+        if not self.columns:
+            return
+        group = tuple(str(row.get(c)) for c in self.columns)
+        self.sizes[group] += 1
+        if self.sensitive is not None:
+            self.values[group].add(str(row.get(self.sensitive)))
+
+    def store(self, result: AnonymizeResult) -> None:
+        result.quasi_identifiers = list(self.columns)
+        if self.sizes:
+            result.k_anonymity = min(self.sizes.values())
+            if self.sensitive is not None:
+                result.l_diversity = min(len(v) for v in self.values.values())
+
+
+def _groups(
+    config: AnonymizeConfig, header: list[str], dropped: set[str], classes: dict[str, ColumnClass]
+) -> _Groups:
+    """The quasi-identifiers the config names (each must be an output column), else the
+    columns classified as dates, ZIP codes or ages."""
+    kept = [h for h in header if h not in dropped]
+    named = [*(config.quasi_identifiers or []), *([config.sensitive] if config.sensitive else [])]
+    missing = [c for c in named if c not in kept]
+    if missing:
+        raise ConfigError(
+            f"quasi-identifier or sensitive column not in the output: {', '.join(missing)}"
+        )
+    qi = config.quasi_identifiers or [
+        c.column for c in classes.values()
+        if c.entity in _GENERALIZED and c.confidence >= config.column_confidence
+        and c.column in kept
+    ]  # fmt: skip
+    return _Groups(columns=qi, sensitive=config.sensitive)
+
+
 @dataclass(frozen=True, kw_only=True)
 class _Replacer:
     config: AnonymizeConfig
     key: bytes | None
+    progress: ProgressSink | None = None
+
+    def tick(self, n_records: int) -> None:
+        if n_records % 1000 == 0:
+            emit(self.progress, "pii-anonymize", n_records)
 
     def value(self, entity: str, raw: str, op: str | None = None) -> str:
         match op or self.config.operator(entity):
@@ -196,13 +248,18 @@ def anonymize(
     kind: str | None = None,
     text_field: str = "text",
     encoding: str = "utf-8",
+    progress: ProgressSink | None = None,
 ) -> AnonymizeResult:
-    """Write an anonymized copy of ``path`` to ``out`` (atomically); never touch ``path``."""
+    """Write an anonymized copy of ``path`` to ``out`` (atomically); never touch ``path``.
+
+    k-anonymity and l-diversity are measured on the output for CSV and Parquet (named or
+    classified quasi-identifier columns) and for JSONL (named fields only).
+    """
     source = open_source(path, kind=kind, text_field=text_field, encoding=encoding)
     if out.resolve() == path.resolve():
         raise ConfigError("--out must differ from the input; the input is never modified")
     key = _key(config) if config.needs_key() else None
-    replacer = _Replacer(config=config, key=key)
+    replacer = _Replacer(config=config, key=key, progress=progress)
     result = AnonymizeResult(out=out)
     writers: dict[str, Callable[[Path], None]] = {
         "text": _as_text(lambda fh: _text(source.path, encoding, fh, replacer, result)),
@@ -213,6 +270,7 @@ def anonymize(
         "parquet": lambda tmp: _parquet(source.path, tmp, replacer, result),
     }
     _atomic(out, writers[source.kind])
+    emit(progress, "pii-anonymize", result.n_records, result.n_records)
     return result
 
 
@@ -256,6 +314,7 @@ def _text(
         body = line.rstrip("\r\n")
         fh.write(rep.text(body, result.replaced) + line[len(body) :])
         result.n_records += 1
+        rep.tick(result.n_records)
 
 
 def _jsonl(
@@ -266,8 +325,10 @@ def _jsonl(
     rep: _Replacer,
     result: AnonymizeResult,
 ) -> None:
+    groups = _Groups(columns=rep.config.quasi_identifiers or [], sensitive=rep.config.sensitive)
     for number, line in enumerate(_lines(path, encoding), start=1):
         result.n_records += 1
+        rep.tick(result.n_records)
         try:
             row = json.loads(line) if line.strip() else None
         except json.JSONDecodeError:
@@ -281,6 +342,8 @@ def _jsonl(
             continue
         row = {k: rep.text(v, result.replaced) if isinstance(v, str) else v for k, v in row.items()}
         fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+        groups.add(row)
+    groups.store(result)
 
 
 def _csv(
@@ -300,16 +363,11 @@ def _csv(
         raise ConfigError(f"config names columns not in the file: {', '.join(sorted(unknown))}")
     keep = [i for i, name in enumerate(header) if name not in dropped]
     result.dropped_columns = [header[i] for i in range(len(header)) if i not in keep]
-    qi = config.quasi_identifiers or [
-        c.column for c in classes.values()
-        if c.entity in _GENERALIZED and c.confidence >= config.column_confidence
-    ]  # fmt: skip
-    result.quasi_identifiers = [q for q in qi if q in header and q not in dropped]
-    sizes: Counter[tuple[str, ...]] = Counter()
-    values: dict[tuple[str, ...], set[str]] = defaultdict(set)
+    groups = _groups(config, header, dropped, classes)
     writer.writerow([header[i] for i in keep])
     for row in reader:
         result.n_records += 1
+        rep.tick(result.n_records)
         if len(row) != len(header):
             # Reported by line number; its fields are still scrubbed as free text so
             # the row count holds and nothing leaks through a broken row.
@@ -320,14 +378,8 @@ def _csv(
             header[i]: _cell(row[i], classes.get(header[i]), rep, result.replaced) for i in keep
         }
         writer.writerow([cells[header[i]] for i in keep])
-        if result.quasi_identifiers:
-            group = tuple(cells[q] for q in result.quasi_identifiers)
-            sizes[group] += 1
-            if config.sensitive in cells:
-                values[group].add(cells[config.sensitive])
-    if sizes:
-        result.k_anonymity = min(sizes.values())
-        result.l_diversity = min(len(v) for v in values.values()) if values else None
+        groups.add(cells)
+    groups.store(result)
 
 
 def _cell(value: str, column: ColumnClass | None, rep: _Replacer, counter: Counter[str]) -> str:
@@ -398,10 +450,13 @@ def _parquet(path: Path, tmp: Path, rep: _Replacer, result: AnonymizeResult) -> 
     classes = _classify_rows(
         header, ([("" if r[h] is None else str(r[h])) for h in header] for r in sample)
     )
+    groups = _groups(rep.config, header, dropped, classes)
+    measured = [*groups.columns, *([groups.sensitive] if groups.sensitive else [])]
     out_schema = pa.schema([schema.field(name) for name in keep])
     with pq.ParquetWriter(tmp, out_schema) as writer:
         for batch in handle.iter_batches(batch_size=4096):
             result.n_records += batch.num_rows
+            emit(rep.progress, "pii-anonymize", result.n_records)
             columns = []
             for name in keep:
                 column = batch.column(name)
@@ -413,3 +468,7 @@ def _parquet(path: Path, tmp: Path, rep: _Replacer, result: AnonymizeResult) -> 
                     column = pa.array(values, type=column.type)
                 columns.append(column)
             writer.write_batch(pa.record_batch(columns, schema=out_schema))
+            lists = {n: c.to_pylist() for n, c in zip(keep, columns, strict=True) if n in measured}
+            for i in range(batch.num_rows):
+                groups.add({n: values[i] for n, values in lists.items()})
+    groups.store(result)
