@@ -231,8 +231,10 @@ class _Machine:
 
         # Each opcode is at least one byte, so walking at most ``ops_left`` bytes (large
         # constants excluded) bounds the work. Branches are ordered by how often opcodes
-        # occur in scikit-learn and torch pickles: a late branch costs every comparison
-        # before it.
+        # occur in scikit-learn and torch pickles (a late branch costs every comparison
+        # before it). Opcodes whose result the pickler memoizes fall through to the end
+        # of the loop, which takes a MEMOIZE/BINPUT right after them in the same step
+        # (a third of all opcodes); every other branch ends with ``continue``.
         try:
             while True:
                 if pos >= limit:
@@ -249,52 +251,25 @@ class _Machine:
                         raise _Malformed("truncated argument", op_at)
                     value = data[pos - n:pos].decode("utf-8", "surrogatepass")
                     push(value)
-                    nxt = data[pos]
-                    if nxt == 0x94:  # a MEMOIZE right after a push, fused: 1/3 of all ops
-                        memo[len(memo)] = value
-                        pos += 1
-                    elif nxt == 0x71:  # BINPUT (protocols 1-3), fused alike
-                        memo[data[pos + 1]] = value
-                        pos += 2
-                elif op == 0x58 or op == 0x8D:  # BINUNICODE, BINUNICODE8 (torch: protocol 2)
-                    n = _U32(data, pos)[0] if op == 0x58 else _U64(data, pos)[0]
-                    pos += 4 if op == 0x58 else 8
-                    value = _const(data, size, pos, n, True, op_at)
-                    push(value)
-                    pos += n
-                    skipped += n
-                    limit = min(size, limit + n)
-                    nxt = data[pos]
-                    if nxt == 0x71:
-                        memo[data[pos + 1]] = value
-                        pos += 2
-                    elif nxt == 0x94:
-                        memo[len(memo)] = value
-                        pos += 1
                 elif op == 0x4B:  # BININT1
                     push(data[pos])
                     pos += 1
+                    continue
                 elif op == 0x68:  # BINGET
                     idx = data[pos]
                     pos += 1
                     if idx not in memo:
                         raise _Malformed(f"memo key {idx} was never stored", op_at)
                     push(memo[idx])
-                elif op == 0x94:  # MEMOIZE
-                    if not stack:
-                        raise _Malformed("MEMOIZE on an empty stack", op_at)
-                    memo[len(memo)] = stack[-1]
-                elif op == 0x71:  # BINPUT
-                    if not stack:
-                        raise _Malformed("PUT on an empty stack", op_at)
-                    memo[data[pos]] = stack[-1]
-                    pos += 1
+                    continue
                 elif op == 0x4E:  # NONE
                     push(None)
+                    continue
                 elif op == 0x28:  # MARK
                     marks.append(stack)
                     stack = []
                     push = stack.append
+                    continue
                 elif op == 0x62:  # BUILD
                     if len(stack) < 2:
                         raise _Malformed("BUILD on a short stack", op_at)
@@ -303,20 +278,14 @@ class _Machine:
                     skipped += after - pos  # joblib array bytes: stepped over
                     limit = min(size, limit + after - pos)
                     pos = after
+                    continue
                 elif op == 0x87 or op == 0x86:  # TUPLE3, TUPLE2
                     n = op - 0x84
                     if len(stack) < n:
                         raise _Malformed("TUPLE on a short stack", op_at)
-                    tup = tuple(stack[-n:])
+                    value = tuple(stack[-n:])
                     del stack[-n:]
-                    push(tup)
-                    nxt = data[pos]
-                    if nxt == 0x94:
-                        memo[len(memo)] = tup
-                        pos += 1
-                    elif nxt == 0x71:  # BINPUT (protocols 1-3), fused alike
-                        memo[data[pos + 1]] = tup
-                        pos += 2
+                    push(value)
                 elif op == 0x52:  # REDUCE
                     if len(stack) < 2:
                         raise _Malformed("REDUCE on a short stack", op_at)
@@ -327,56 +296,68 @@ class _Machine:
                     else:
                         value = call(func, args, None, op_at)
                     stack[-1] = value
-                    nxt = data[pos]
-                    if nxt == 0x94:
-                        memo[len(memo)] = value
-                        pos += 1
-                    elif nxt == 0x71:  # BINPUT (protocols 1-3), fused alike
-                        memo[data[pos + 1]] = value
-                        pos += 2
                 elif op == 0x88 or op == 0x89:  # NEWTRUE, NEWFALSE
                     push(op == 0x88)
+                    continue
                 elif op == 0x74:  # TUPLE
                     if not marks:
                         raise _Malformed("no MARK for a mark-consuming opcode", op_at)
-                    items, stack = stack, marks.pop()
+                    value = tuple(stack)
+                    stack = marks.pop()
                     push = stack.append
-                    push(tuple(items))
+                    push(value)
                 elif op == 0x85:  # TUPLE1
                     if not stack:
                         raise _Malformed("TUPLE1 on an empty stack", op_at)
-                    stack[-1] = tup = (stack[-1],)
-                    nxt = data[pos]
-                    if nxt == 0x94:
-                        memo[len(memo)] = tup
-                        pos += 1
-                    elif nxt == 0x71:  # BINPUT (protocols 1-3), fused alike
-                        memo[data[pos + 1]] = tup
-                        pos += 2
+                    stack[-1] = value = (stack[-1],)
                 elif op == 0x4A:  # BININT
                     push(_I32(data, pos)[0])
                     pos += 4
-                elif op == 0x51:  # BINPERSID
-                    if not stack:
-                        raise _Malformed("BINPERSID on an empty stack", op_at)
-                    stack[-1] = _persistent(stack[-1])
+                    continue
                 elif op == 0x43 or op == 0x55:  # SHORT_BINBYTES, SHORT_BINSTRING
                     n = data[pos]
                     pos += 1
                     value = _const(data, size, pos, n, False, op_at)
-                    push(value if op == 0x43 else _latin1(value))
+                    if op == 0x55:
+                        value = _latin1(value)
+                    push(value)
                     pos += n
                 elif op == 0x93:  # STACK_GLOBAL
                     if len(stack) < 2:
                         raise _Malformed("STACK_GLOBAL on a short stack", op_at)
                     name_v = stack.pop()
-                    module_v = stack.pop()
-                    push(self.stack_global(module_v, name_v, op_at))
+                    value = self.stack_global(stack.pop(), name_v, op_at)
+                    push(value)
+                elif op == 0x58 or op == 0x8D:  # BINUNICODE, BINUNICODE8 (torch: protocol 2)
+                    n = _U32(data, pos)[0] if op == 0x58 else _U64(data, pos)[0]
+                    pos += 4 if op == 0x58 else 8
+                    value = _const(data, size, pos, n, True, op_at)
+                    push(value)
+                    pos += n
+                    skipped += n
+                    limit = min(size, limit + n)
+                elif op == 0x51:  # BINPERSID
+                    if not stack:
+                        raise _Malformed("BINPERSID on an empty stack", op_at)
+                    stack[-1] = value = _persistent(stack[-1])
+                elif op == 0x94:  # MEMOIZE (one not taken with the opcode before it)
+                    if not stack:
+                        raise _Malformed("MEMOIZE on an empty stack", op_at)
+                    memo[len(memo)] = stack[-1]
+                    continue
+                elif op == 0x71:  # BINPUT
+                    if not stack:
+                        raise _Malformed("PUT on an empty stack", op_at)
+                    memo[data[pos]] = stack[-1]
+                    pos += 1
+                    continue
                 elif op == 0x47:  # BINFLOAT
                     push(_F64(data, pos)[0])
                     pos += 8
+                    continue
                 elif op == 0x7D:  # EMPTY_DICT
-                    push({})
+                    value = {}
+                    push(value)
                 elif op == 0x75:  # SETITEMS
                     if not marks:
                         raise _Malformed("no MARK for a mark-consuming opcode", op_at)
@@ -385,10 +366,13 @@ class _Machine:
                     if not stack or len(items) % 2:
                         raise _Malformed("SETITEMS without a target or with odd items", op_at)
                     self.setitems(stack[-1], items)
+                    continue
                 elif op == 0x29:  # EMPTY_TUPLE
-                    push(())
+                    value = ()
+                    push(value)
                 elif op == 0x5D:  # EMPTY_LIST
-                    push([])
+                    value = []
+                    push(value)
                 elif op == 0x65:  # APPENDS
                     if not marks:
                         raise _Malformed("no MARK for a mark-consuming opcode", op_at)
@@ -399,48 +383,53 @@ class _Machine:
                     target = stack[-1]
                     if type(target) is list and len(target) < _MAX_ITEMS:
                         target.extend(items[: _MAX_ITEMS - len(target)])
+                    continue
                 elif op == 0x6A:  # LONG_BINGET
                     idx = _U32(data, pos)[0]
                     pos += 4
                     if idx not in memo:
                         raise _Malformed(f"memo key {idx} was never stored", op_at)
                     push(memo[idx])
+                    continue
                 elif op == 0x72:  # LONG_BINPUT
                     if not stack:
                         raise _Malformed("PUT on an empty stack", op_at)
                     memo[_U32(data, pos)[0]] = stack[-1]
                     pos += 4
+                    continue
                 elif op == 0x4D:  # BININT2
                     push(_U16(data, pos)[0])
                     pos += 2
+                    continue
                 elif op == 0x81 or op == 0x92:  # NEWOBJ, NEWOBJ_EX
                     need_n = 2 if op == 0x81 else 3
                     if len(stack) < need_n:
                         raise _Malformed("NEWOBJ on a short stack", op_at)
                     kwargs = stack.pop() if op == 0x92 else None
                     args = stack.pop()
-                    stack[-1] = call(stack[-1], args, kwargs, op_at)
+                    stack[-1] = value = call(stack[-1], args, kwargs, op_at)
                 elif op == 0x63 or op == 0x69:  # GLOBAL, INST
                     module = _line(data, pos, op_at)
                     pos += len(module) + 1
                     name = _line(data, pos, op_at)
                     pos += len(name) + 1
-                    target = ref(normalise(_text(module), _text(name)), op_at)
-                    if op == 0x63:
-                        push(target)
-                    else:
+                    value = ref(normalise(_text(module), _text(name)), op_at)
+                    if op == 0x69:
                         if not marks:
                             raise _Malformed("no MARK for a mark-consuming opcode", op_at)
                         items, stack = stack, marks.pop()
                         push = stack.append
-                        push(call(target, tuple(items), None, op_at))
+                        value = call(value, tuple(items), None, op_at)
+                    push(value)
                 elif op == 0x80:  # PROTO
                     if data[pos] > 5:
                         raise _Malformed(f"unsupported protocol {data[pos]}", op_at)
                     pos += 1
+                    continue
                 elif op == 0x95:  # FRAME
                     _need(size, pos, 8, op_at)
                     pos += 8
+                    continue
                 elif op == 0x2E:  # STOP
                     if not stack:
                         raise _Malformed("STOP on an empty stack", op_at)
@@ -452,6 +441,7 @@ class _Machine:
                     value = stack.pop()
                     key = stack.pop()
                     self.setitems(stack[-1], [key, value])
+                    continue
                 elif op == 0x61:  # APPEND
                     if len(stack) < 2:
                         raise _Malformed("APPEND on a short stack", op_at)
@@ -459,13 +449,16 @@ class _Machine:
                     target = stack[-1]
                     if type(target) is list and len(target) < _MAX_ITEMS:
                         target.append(value)
+                    continue
                 elif op in (0x42, 0x54, 0x8E, 0x96):  # BINBYTES, BINSTRING, BINBYTES8, BYTEARRAY8
                     width = 4 if op in (0x42, 0x54) else 8
                     _need(size, pos, width, op_at)
                     n = _U32(data, pos)[0] if width == 4 else _U64(data, pos)[0]
                     pos += width
                     value = _const(data, size, pos, n, False, op_at)
-                    push(_latin1(value) if op == 0x54 else value)
+                    if op == 0x54:
+                        value = _latin1(value)
+                    push(value)
                     pos += n
                     skipped += n
                     limit = min(size, limit + n)
@@ -479,6 +472,7 @@ class _Machine:
                         if n <= 64 else _OPAQUE
                     push(value)
                     pos += n
+                    continue
                 elif op == 0x6F:  # OBJ
                     if not marks:
                         raise _Malformed("no MARK for a mark-consuming opcode", op_at)
@@ -486,7 +480,8 @@ class _Machine:
                     push = stack.append
                     if not items:
                         raise _Malformed("OBJ without a class", op_at)
-                    push(call(items[0], tuple(items[1:]), None, op_at))
+                    value = call(items[0], tuple(items[1:]), None, op_at)
+                    push(value)
                 elif op == 0x30:  # POP
                     if stack:
                         stack.pop()
@@ -495,21 +490,25 @@ class _Machine:
                             raise _Malformed("no MARK for a mark-consuming opcode", op_at)
                         items, stack = stack, marks.pop()
                         push = stack.append
+                    continue
                 elif op == 0x31:  # POP_MARK
                     if not marks:
                         raise _Malformed("no MARK for a mark-consuming opcode", op_at)
                     items, stack = stack, marks.pop()
                     push = stack.append
+                    continue
                 elif op == 0x32:  # DUP
                     if not stack:
                         raise _Malformed("DUP on an empty stack", op_at)
                     push(stack[-1])
+                    continue
                 elif op == 0x6C:  # LIST
                     if not marks:
                         raise _Malformed("no MARK for a mark-consuming opcode", op_at)
-                    items, stack = stack, marks.pop()
+                    value = stack[:_MAX_ITEMS]
+                    stack = marks.pop()
                     push = stack.append
-                    push(items[:_MAX_ITEMS])
+                    push(value)
                 elif op == 0x64:  # DICT
                     if not marks:
                         raise _Malformed("no MARK for a mark-consuming opcode", op_at)
@@ -517,11 +516,12 @@ class _Machine:
                     push = stack.append
                     if len(items) % 2:
                         raise _Malformed("DICT with an odd number of items", op_at)
-                    built: dict[Any, Any] = {}
-                    self.setitems(built, items)
-                    push(built)
+                    value = {}
+                    self.setitems(value, items)
+                    push(value)
                 elif op == 0x8F:  # EMPTY_SET
-                    push(_OPAQUE)
+                    value = _OPAQUE
+                    push(value)
                 elif op == 0x90:  # ADDITEMS
                     if not marks:
                         raise _Malformed("no MARK for a mark-consuming opcode", op_at)
@@ -529,12 +529,14 @@ class _Machine:
                     push = stack.append
                     if not stack:
                         raise _Malformed("ADDITEMS without a target", op_at)
+                    continue
                 elif op == 0x91:  # FROZENSET
                     if not marks:
                         raise _Malformed("no MARK for a mark-consuming opcode", op_at)
                     items, stack = stack, marks.pop()
                     push = stack.append
-                    push(_OPAQUE)
+                    value = _OPAQUE
+                    push(value)
                 elif op == 0x70 or op == 0x67:  # PUT, GET (text index)
                     text = _line(data, pos, op_at)
                     pos += len(text) + 1
@@ -550,6 +552,7 @@ class _Machine:
                         push(memo[idx])
                     else:
                         raise _Malformed(f"memo key {idx} was never stored", op_at)
+                    continue
                 elif op in _TEXT_OPS:  # INT, LONG, FLOAT, STRING, UNICODE, PERSID
                     text = _line(data, pos, op_at)
                     pos += len(text) + 1
@@ -557,6 +560,7 @@ class _Machine:
                         push(_Obj("persistent_load"))
                     else:
                         push(_text_const(op, text, op_at))
+                    continue
                 elif op in (0x82, 0x83, 0x84):  # EXT1, EXT2, EXT4
                     width = {0x82: 1, 0x83: 2, 0x84: 4}[op]
                     _need(size, pos, width, op_at)
@@ -568,14 +572,27 @@ class _Machine:
                         "copyreg for this code, so the target cannot be known from the file.",
                         f"ext{code}", op_at,
                     )
-                    push(_Ref(f"copyreg.extension[{code}]"))
+                    value = _Ref(f"copyreg.extension[{code}]")
+                    push(value)
                 elif op == 0x97:  # NEXT_BUFFER
-                    push(_OPAQUE)
+                    value = _OPAQUE
+                    push(value)
                 elif op == 0x98:  # READONLY_BUFFER
                     if not stack:
                         raise _Malformed("READONLY_BUFFER on an empty stack", op_at)
+                    continue
                 else:
                     raise _Malformed(f"unknown opcode 0x{op:02x}", op_at)
+                # ``value`` was just pushed: take the MEMOIZE or BINPUT that follows it
+                if pos < limit:
+                    nxt = data[pos]
+                    if nxt == 0x94:
+                        memo[len(memo)] = value
+                        pos += 1
+                    elif nxt == 0x71:
+                        op_at = pos
+                        memo[data[pos + 1]] = value
+                        pos += 2
         except (IndexError, struct.error):
             raise _Malformed("truncated stream", op_at) from None
         except UnicodeDecodeError:
