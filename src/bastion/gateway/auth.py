@@ -17,6 +17,7 @@ from typing import Any
 
 import jwt
 from fastapi import HTTPException, Request
+from sqlalchemy.exc import SQLAlchemyError
 
 from bastion.errors import ConfigError, InputNotFoundError
 from bastion.gateway.settings import GatewaySettings, RoleSettings
@@ -26,7 +27,8 @@ __all__ = ["AccessDeniedError", "Authenticator", "Principal", "require_scope"]
 
 
 class AccessDeniedError(Exception):
-    """Authentication (401) or authorisation (403) failed; the message is safe to return."""
+    """Authentication (401) or authorisation (403) failed, or could not be checked (503);
+    the message is safe to return."""
 
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
@@ -82,7 +84,12 @@ class Authenticator:
         return principal
 
     def _api_token(self, token: str) -> Principal:
-        info = self._store.verify(token)
+        try:
+            info = self._store.verify(token)
+        except SQLAlchemyError:
+            # fail closed: no database, no way to know the token is still valid
+            raise AccessDeniedError(503, "the token store is unavailable; try again later")\
+                from None
         if info is None:
             raise AccessDeniedError(401, "the bearer token is not valid")
         if info.revoked:

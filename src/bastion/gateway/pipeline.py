@@ -19,7 +19,7 @@ from bastion.defenses.output import OutputPolicy
 from bastion.gateway.auth import AccessDeniedError, Authenticator, Principal
 from bastion.gateway.controls import Controls
 from bastion.gateway.hooks import Guard, Verdict, strictest
-from bastion.gateway.ratelimit import RateLimits
+from bastion.gateway.ratelimit import RateLimits, StorageError
 from bastion.gateway.settings import GatewaySettings
 from bastion.gateway.slots import ModelSlot
 from bastion.gateway.validation import InputRejectedError, InputSpec, parse_batch
@@ -89,7 +89,11 @@ class Pipeline:
         if verdict is Verdict.THROTTLE:
             raise Refusal(429, "too many requests; slow down", "throttled",
                           principal=principal, retry_after_s=60.0)
-        wait_s = self._limits.hit(client=client, token_id=principal.token_id)
+        try:
+            wait_s = self._limits.hit(client=client, token_id=principal.token_id)
+        except StorageError:
+            raise Refusal(503, "rate limiting is unavailable; try again later", "unavailable",
+                          principal=principal) from None
         if wait_s is not None:
             raise Refusal(429, f"rate limit exceeded; retry in {wait_s:.0f} s", "rate-limited",
                           principal=principal, retry_after_s=wait_s)
@@ -110,6 +114,6 @@ class Pipeline:
             principal = self._auth.authenticate(request)
             principal.require("predict")
         except AccessDeniedError as err:
-            decision = "unauthenticated" if err.status == 401 else "forbidden"
+            decision = {401: "unauthenticated", 403: "forbidden"}.get(err.status, "unavailable")
             raise Refusal(err.status, err.message, decision) from None
         return principal

@@ -14,13 +14,13 @@ import threading
 import time
 
 from limits import RateLimitItem, parse
-from limits.errors import ConfigurationError
+from limits.errors import ConfigurationError, StorageError
 from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
 from bastion.errors import ConfigError
 
-__all__ = ["RateLimits"]
+__all__ = ["RateLimits", "StorageError"]
 
 
 def _parse(limit: str) -> RateLimitItem:
@@ -36,7 +36,7 @@ class RateLimits:
 
     def __init__(self, *, per_token: str, per_client: str, storage: str = "memory://") -> None:
         try:
-            self._storage = storage_from_string(storage)
+            self._storage = storage_from_string(storage, wrap_exceptions=True)
         except ConfigurationError as err:
             raise ConfigError(f"rate_limit_storage {storage!r} is not usable: {err}") from None
         self._limiter = MovingWindowRateLimiter(self._storage)
@@ -58,7 +58,10 @@ class RateLimits:
         return self._overrides.get((kind, key), self._defaults[kind])
 
     def hit(self, *, client: str, token_id: str | None) -> float | None:
-        """Count one request; seconds to wait if a limit is exceeded, else ``None``."""
+        """Count one request; seconds to wait if a limit is exceeded, else ``None``.
+
+        Raises ``StorageError`` when the counters cannot be reached (callers fail closed).
+        """
         checks = [("client", client)] + ([("token", token_id)] if token_id else [])
         for kind, key in checks:
             item = self.limit_for(kind, key)
@@ -71,5 +74,5 @@ class RateLimits:
         """Whether the counters' storage answers (``/readyz``)."""
         try:
             return bool(self._storage.check())
-        except Exception:  # a storage driver's own errors (redis, ...) mean "not ready"
+        except StorageError:
             return False
