@@ -114,6 +114,9 @@ def test_jsonl_fields_scrubbed_and_shape_kept(tmp_path: Path) -> None:
         ("DATE_TIME", "March 3rd, 1948", "1948"),
         ("ZIP_CODE", "10001-1234", "100"),
         ("ZIP_CODE", "89012", "000"),
+        ("ZIP_CODE", "SW1A 2AA", "SW1A"),
+        ("ZIP_CODE", "M1 1AE", "M1"),
+        ("ZIP_CODE", "K1A 0B6", "K1A"),
         ("AGE_OVER_89", "91", "90+"),
         ("AGE_OVER_89", "67", "67"),
         ("PERSON", "John Smith", "[PERSON]"),
@@ -139,6 +142,7 @@ def test_missing_key_fails_before_writing(
         (None, '{"default": "shred"}', "operators"),
         (None, '{"colour": 1}', "colour"),
         (None, "{not json", "not valid JSON"),
+        (None, '{"entities": {"SSN": "redact"}}', "unknown entity type 'SSN'"),
     ],
 )
 def test_bad_preset_or_config(
@@ -243,3 +247,12 @@ def test_progress_reaches_the_record_count(table: Path, tmp_path: Path) -> None:
     events: list[ProgressEvent] = []
     result = anonymize(table, tmp_path / "out.csv", AnonymizeConfig(), progress=events.append)
     assert events[-1].done and events[-1].completed == result.n_records == 5
+
+
+def test_naming_an_opt_in_type_switches_it_on(tmp_path: Path) -> None:
+    path = tmp_path / "log.txt"
+    path.write_text("user 123e4567-e89b-12d3-a456-426614174000 logged in\n")
+    anonymize(path, tmp_path / "a.txt", AnonymizeConfig())
+    assert (tmp_path / "a.txt").read_text() == path.read_text()
+    anonymize(path, tmp_path / "b.txt", AnonymizeConfig(entities={"UUID": "redact"}))
+    assert (tmp_path / "b.txt").read_text() == "user [UUID] logged in\n"

@@ -88,3 +88,20 @@ def test_bad_input_raises_one_line_error(
     with pytest.raises(error) as info:
         audit(path)
     assert "\n" not in str(info.value)
+
+
+def test_entities_restrict_and_opt_in_adds(tmp_path: Path) -> None:
+    path = tmp_path / "log.txt"
+    path.write_text("ssn 123-45-6788 user 123e4567-e89b-12d3-a456-426614174000\n")
+    assert audit(path).counts() == {"US_SSN": 1}
+    assert audit(path, opt_in=["UUID"]).counts() == {"US_SSN": 1, "UUID": 1}
+    assert audit(path, entities=["UUID"]).counts() == {"UUID": 1}
+
+
+def test_unknown_entity_type_is_a_config_error(tmp_path: Path) -> None:
+    from bastion.errors import ConfigError
+
+    path = tmp_path / "log.txt"
+    path.write_text("x\n")
+    with pytest.raises(ConfigError, match="unknown entity type 'SSN'"):
+        audit(path, entities=["SSN"])

@@ -29,6 +29,12 @@ def register(app: typer.Typer) -> None:
         id_field: str | None = typer.Option(None, "--id-field", help="JSONL record id field."),
         encoding: str = typer.Option("utf-8", "--encoding", help="Text encoding of the file."),
         threshold: float = typer.Option(0.5, "--threshold", help="Minimum detection score."),
+        entities: str | None = typer.Option(
+            None, "--entities", help="Only these entity types (US_SSN,EMAIL_ADDRESS)."
+        ),
+        opt_in: str | None = typer.Option(
+            None, "--opt-in", help="Also detect these opt-in types, comma-separated (UUID)."
+        ),
         fmt: str | None = typer.Option(
             None, "--format", "-f", help="json, md, html or sarif (default: from --out, else json)."
         ),
@@ -37,9 +43,11 @@ def register(app: typer.Typer) -> None:
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress or summary."),
     ) -> None:
         """Find PII; exit 1 when a finding reaches --fail-on."""
+        types = (_split(entities), _split(opt_in) or [])
         raise typer.Exit(
-            _audit(path, kind, text_field, id_field, encoding, threshold, fmt, out, fail_on, quiet)
-        )
+            _audit(path, kind, text_field, id_field, encoding, threshold, types, fmt, out,
+                   fail_on, quiet)
+        )  # fmt: skip
 
     @privacy.command("anonymize")
     def anonymize_cmd(
@@ -82,6 +90,10 @@ def register(app: typer.Typer) -> None:
             err_console.print(f"quasi-identifiers {qi}: k-anonymity {result.k_anonymity}{l_div}")
 
 
+def _split(value: str | None) -> list[str] | None:
+    return None if value is None else [v.strip() for v in value.split(",") if v.strip()]
+
+
 def _audit(
     path: Path,
     kind: str | None,
@@ -89,6 +101,7 @@ def _audit(
     id_field: str | None,
     encoding: str,
     threshold: float,
+    types: tuple[list[str] | None, list[str]],
     fmt: str | None,
     out: Path | None,
     fail_on: str,
@@ -117,7 +130,8 @@ def _audit(
     started, clock = datetime.now(UTC), time.perf_counter()
     with progress_bars(quiet=quiet or out is None) as sink:
         result = audit(path, kind=kind, text_field=text_field, id_field=id_field,
-                       encoding=encoding, threshold=threshold, progress=sink)  # fmt: skip
+                       encoding=encoding, threshold=threshold, entities=types[0],
+                       opt_in=types[1], progress=sink)  # fmt: skip
     report = Report(
         metadata=RunMetadata(
             tool_version=__version__,
@@ -127,6 +141,8 @@ def _audit(
             config={
                 "kind": result.kind,
                 "threshold": threshold,
+                "entities": types[0],
+                "opt_in": types[1],
                 "records": result.n_records,
                 "cells": result.n_cells,
                 "columns": [vars(c) for c in result.columns],

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from bastion.errors import ConfigError, InvalidDataError, UnreadableInputError
 from bastion.privacy._records import open_source
@@ -48,7 +48,10 @@ SAFE_HARBOR_ZIP3_TO_ZERO = frozenset(
 
 
 class AnonymizeConfig(BaseModel):
-    """What to do with each entity type and column; loaded from ``--config`` (JSON)."""
+    """What to do with each entity type and column; loaded from ``--config`` (JSON).
+
+    Naming an opt-in entity type (``UUID``) in ``entities`` also switches its detection on.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -62,6 +65,16 @@ class AnonymizeConfig(BaseModel):
     sensitive: str | None = None
     threshold: float = Field(default=0.5, gt=0.0, le=1.0)
     column_confidence: float = Field(default=0.5, gt=0.0, le=1.0)
+
+    @field_validator("entities")
+    @classmethod
+    def _known_entities(cls, value: dict[str, Operator]) -> dict[str, Operator]:
+        from bastion.privacy.pii import entity_types
+
+        unknown = sorted(set(value) - set(entity_types()))
+        if unknown:
+            raise ValueError(f"unknown entity type {unknown[0]!r}")
+        return value
 
     def operator(self, entity: str) -> Operator:
         return self.entities.get(entity, self.default)
@@ -126,11 +139,15 @@ def _key(config: AnonymizeConfig) -> bytes:
 
 
 def generalize(entity: str, value: str) -> str:
-    """Dates → year, ZIP → first 3 digits (000 for small areas), age ≥ 90 → "90+"."""
+    """Dates → year, ZIP → first 3 digits (000 for small areas), UK postcode → its
+    outward code, Canadian postal code → its forward sortation area, age ≥ 90 → "90+"."""
     if entity == "DATE_TIME":
         year = re.search(r"(?<!\d)(?:19|20)\d{2}(?!\d)", value)
         return year.group(0) if year else "[DATE]"
     if entity == "ZIP_CODE":
+        compact = value.replace(" ", "").upper()
+        if not compact[:1].isdigit():  # UK or Canadian: drop the last three (inward) places
+            return compact[:-3]
         zip3 = value[:3]
         return "000" if zip3 in SAFE_HARBOR_ZIP3_TO_ZERO else zip3
     if entity == "AGE_OVER_89":
@@ -227,7 +244,7 @@ class _Replacer:
                 return raw
 
     def text(self, text: str, counter: Counter[str]) -> str:
-        found = analyze(text, threshold=self.config.threshold)
+        found = analyze(text, threshold=self.config.threshold, opt_in=self.config.entities)
         return self.spans(text, found, counter)
 
     def spans(self, text: str, found: list[Detection], counter: Counter[str]) -> str:
@@ -394,7 +411,7 @@ def _cell(value: str, column: ColumnClass | None, rep: _Replacer, counter: Count
             if new != value:
                 counter[entity] += 1
             return new
-    found = analyze(value, threshold=rep.config.threshold)
+    found = analyze(value, threshold=rep.config.threshold, opt_in=rep.config.entities)
     if found:
         return rep.spans(value, found, counter)
     if column is not None and column.entity and column.confidence >= rep.config.column_confidence:

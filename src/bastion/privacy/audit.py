@@ -16,7 +16,7 @@ from pathlib import Path
 
 from bastion.errors import ConfigError
 from bastion.privacy._records import open_source
-from bastion.privacy.pii import RECOGNIZERS, analyze, mask
+from bastion.privacy.pii import RECOGNIZERS, analyze, entity_types, mask
 from bastion.progress import ProgressSink, emit
 from bastion.report.finding import Finding, Metric, Severity
 
@@ -26,6 +26,7 @@ __all__ = [
     "Hit",
     "audit",
     "categories_of",
+    "check_entities",
     "classify_columns",
     "name_hint",
 ]
@@ -187,6 +188,16 @@ def categories_of(entity: str) -> list[str]:
     return sorted(cats)
 
 
+def check_entities(names: Iterable[str]) -> list[str]:
+    """``names`` as a list, or a ConfigError naming the first unknown entity type."""
+    known = entity_types()
+    out = list(names)
+    for name in out:
+        if name not in known:
+            raise ConfigError(f"unknown entity type {name!r}; use one of {', '.join(known)}")
+    return out
+
+
 def _masked(value: str) -> str:
     return mask(value)
 
@@ -234,16 +245,22 @@ def audit(
     id_field: str | None = None,
     encoding: str = "utf-8",
     entities: Iterable[str] | None = None,
+    opt_in: Iterable[str] = (),
     threshold: float = 0.5,
     sample_rows: int = 200,
     progress: ProgressSink | None = None,
 ) -> AuditResult:
-    """Scan every cell of ``path``; classify table columns from the first ``sample_rows``."""
+    """Scan every cell of ``path``; classify table columns from the first ``sample_rows``.
+
+    ``entities`` restricts the search to those types; ``opt_in`` adds opt-in types
+    (``UUID``) to the default set.
+    """
     if not 0.0 < threshold <= 1.0:
         raise ConfigError(f"threshold must be in (0, 1], got {threshold}; 0.5 is the default")
+    extra = check_entities(opt_in)
     source = open_source(path, kind=kind, text_field=text_field, id_field=id_field,
                          encoding=encoding)  # fmt: skip
-    wanted = list(entities) if entities is not None else None
+    wanted = check_entities(entities) if entities is not None else None
     recognizers = [r for _, r in RECOGNIZERS.items()]
     result = AuditResult(path=path, kind=source.kind)
     sampled: dict[str, Counter[str]] = defaultdict(Counter)
@@ -258,7 +275,8 @@ def audit(
         result.n_cells += 1
         if not cell.text:
             continue
-        found = analyze(cell.text, entities=wanted, recognizers=recognizers, threshold=threshold)
+        found = analyze(cell.text, entities=wanted, recognizers=recognizers, threshold=threshold,
+                        opt_in=extra)  # fmt: skip
         if source.kind in ("csv", "parquet") and result.n_records <= sample_rows:
             n_sampled[cell.field] += 1
             for entity in {d.entity for d in found}:

@@ -44,6 +44,9 @@ POSITIVES = [
     ("seen 14 Feb 2022", "DATE_TIME", "14 Feb 2022"),
     ("Springfield, IL 62704", "ZIP_CODE", "62704"),
     ("zip: 10001", "ZIP_CODE", "10001"),
+    ("10 Downing Street, London SW1A 2AA", "ZIP_CODE", "SW1A 2AA"),
+    ("post to M1 1AE please", "ZIP_CODE", "M1 1AE"),
+    ("Ottawa ON K1A 0B6", "ZIP_CODE", "K1A 0B6"),
     ("VIN 1HGCM82633A004352", "VIN", "1HGCM82633A004352"),
     ("IMEI 490154203237518", "IMEI", "490154203237518"),
     ("MRN: 00482913", "MEDICAL_RECORD_NUMBER", "00482913"),
@@ -87,7 +90,9 @@ HARD_NEGATIVES = [
     "build 10.2.3.4.5",  # five dotted parts
     "sha256 e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
     "md5 d41d8cd98f00b204e9800998ecf8427e",
-    "uuid 123e4567-e89b-12d3-a456-426614174000",
+    "uuid 123e4567-e89b-12d3-a456-426614174000",  # opt-in only
+    "flat QQ1 1AA",  # QQ is no postcode area
+    "vitamin B12 3 times, E11 9",  # near-postcodes
     "BP 120/80 mmHg, HR 72",  # blood pressure
     "glucose 5.6 mmol/L, HbA1c 6.5%, creatinine 1.02 mg/dL",  # lab values
     "dx E11.9 and I10, J45.909",  # ICD-10 codes
@@ -143,8 +148,16 @@ def test_hard_negative_is_silent(text: str) -> None:
     assert found == []
 
 
+def test_uuid_only_when_asked() -> None:
+    text = "user 123e4567-e89b-12d3-a456-426614174000 and 123e4567-e89b-12d3-a456-42661417400"
+    assert analyze(text) == []
+    found = [(d.entity, text[d.start : d.end]) for d in analyze(text, opt_in=["UUID"])]
+    assert found == [("UUID", "123e4567-e89b-12d3-a456-426614174000")]
+    assert [d.entity for d in analyze(text, entities=["UUID"])] == ["UUID"]
+
+
 def test_every_recognizer_has_a_positive_case() -> None:
-    covered = {entity for _, entity, _ in POSITIVES}
+    covered = {entity for _, entity, _ in POSITIVES} | {"UUID"}
     assert {r.entity for _, r in RECOGNIZERS.items()} <= covered
 
 

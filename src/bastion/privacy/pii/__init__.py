@@ -13,7 +13,16 @@ from bastion.privacy.pii._engine import (
     Pattern,
     Recognizer,
     analyze,
+    entity_types,
     mask,
 )
 
-__all__ = ["RECOGNIZERS", "Detection", "Pattern", "Recognizer", "analyze", "mask"]
+__all__ = [
+    "RECOGNIZERS",
+    "Detection",
+    "Pattern",
+    "Recognizer",
+    "analyze",
+    "entity_types",
+    "mask",
+]

@@ -27,6 +27,7 @@ __all__ = [
     "Pattern",
     "Recognizer",
     "analyze",
+    "entity_types",
     "luhn_ok",
     "mask",
     "only_digits",
@@ -79,6 +80,7 @@ class Recognizer:
     reason to reject it ("fails Luhn"). A pattern too generic on its own (a bare 8-digit
     number) gets a base score below the default threshold, so only a context word nearby
     lets it through. ``categories`` names the regulation categories the entity falls under.
+    An ``opt_in`` recognizer (UUIDs) runs only when its entity is asked for by name.
     """
 
     entity: str
@@ -88,6 +90,7 @@ class Recognizer:
     validate: Callable[[str], str | None] | None = None
     validator_name: str = ""
     categories: tuple[str, ...] = ()
+    opt_in: bool = False
 
     def find(self, text: str, lowered: str | None = None) -> list[Detection]:
         """Every span of ``text`` this recognizer accepts, with its score and why."""
@@ -186,19 +189,30 @@ def analyze(
     entities: Iterable[str] | None = None,
     recognizers: Sequence[Recognizer] | None = None,
     threshold: float = 0.5,
+    opt_in: Iterable[str] = (),
 ) -> list[Detection]:
     """Detections in ``text`` scoring at least ``threshold``, overlaps resolved, in order.
 
-    ``entities`` restricts the search to those entity types; ``recognizers`` replaces the
-    registered set (to add a custom recognizer, pass the registered ones plus yours).
+    ``entities`` restricts the search to those entity types (opt-in ones included);
+    otherwise every default recognizer runs, plus the opt-in ones whose entity is in
+    ``opt_in``. ``recognizers`` replaces the registered set (to add a custom recognizer,
+    pass the registered ones plus yours).
     """
     active = list(recognizers) if recognizers is not None else [r for _, r in RECOGNIZERS.items()]
     if entities is not None:
         wanted = set(entities)
         active = [r for r in active if r.entity in wanted]
+    else:
+        extra = set(opt_in)
+        active = [r for r in active if not r.opt_in or r.entity in extra]
     low = text.lower()
     found = [d for r in active for d in r.find(text, low) if d.score >= threshold]
     return _resolve(found)
+
+
+def entity_types() -> list[str]:
+    """Every entity type a registered recognizer reports, sorted."""
+    return sorted({r.entity for _, r in RECOGNIZERS.items()})
 
 
 def _resolve(found: list[Detection]) -> list[Detection]:
