@@ -10,16 +10,20 @@ from bastion.data.demo import demo_digits
 from bastion.models.torch import TorchClassifier
 
 
-def digits_classifier(seed: int = 0) -> tuple[TorchClassifier, np.ndarray, np.ndarray,
-                                              np.ndarray, np.ndarray]:
-    """An MLP on 8x8 digits (about 96 % test accuracy) and its seeded train/test split."""
+def digits_classifier(seed: int = 0, n_train: int | None = None) -> tuple[
+        TorchClassifier, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """An MLP on 8x8 digits (about 96 % test accuracy) and its seeded train/test split.
+
+    With ``n_train`` the model sees only the first ``n_train`` training rows; the rest
+    stay unseen (held-out reference data for run-time detectors).
+    """
     train, test = demo_digits(seed)
     assert train.y is not None and test.y is not None
     torch.manual_seed(seed)
     net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 64), torch.nn.ReLU(),
                               torch.nn.Linear(64, 10))
     opt = torch.optim.Adam(net.parameters(), lr=1e-2)
-    x, y = torch.as_tensor(train.x), torch.as_tensor(train.y)
+    x, y = torch.as_tensor(train.x[:n_train]), torch.as_tensor(train.y[:n_train])
     for _ in range(200):
         opt.zero_grad()
         torch.nn.functional.cross_entropy(net(x), y).backward()

@@ -121,3 +121,16 @@ def test_bad_parameters_and_inputs(digits: Digits) -> None:
     fitted = QueryDistribution().fit(train_x, generator=np.random.default_rng(0))
     with pytest.raises(ShapeMismatchError):
         fitted.outside(np.zeros((2, 5)))
+
+
+def test_small_calibration_sets_do_not_inflate_false_alarms(digits: Digits) -> None:
+    # 40 calibration rows make the cut itself noisy; the Beta-Binomial test accounts for
+    # it, where a plain binomial test at alpha=0.01 alarmed on 6 of these 60 draws.
+    _, train_x, _, test_x, _ = digits
+    alarms = 0
+    for seed in range(60):
+        rng = np.random.default_rng(seed)
+        fitted = QueryDistribution(alpha=0.01).fit(train_x[rng.permutation(len(train_x))[:80]],
+                                                   generator=rng)
+        alarms += fitted.state().update(test_x[rng.permutation(len(test_x))[:200]]).alarm
+    assert alarms <= 3  # 0.6 expected at 1 %

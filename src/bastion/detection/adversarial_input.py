@@ -11,10 +11,17 @@ the input and on any squeezed version of it.
 
 The threshold is the paper's: the ``1 - fpr`` quantile of the scores of trusted clean
 inputs, so that a fraction ``fpr`` of clean inputs (the false-positive rate) is flagged.
+It is taken as the conformal order statistic (the ``r``-th smallest of ``n`` clean
+scores, ``r = ceil((1 - fpr)(n + 1))``), so the chance that a new clean input is flagged
+is at most ``fpr`` on average over the calibration draw, and is ``Beta(n + 1 - r, r)``
+distributed: :attr:`SqueezingDetector.a` and :attr:`~SqueezingDetector.b` let callers
+test a count of flags exactly. Give held-out inputs, not training data: a model is
+steadier on the data it was fit on, which would set the threshold too low.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -106,20 +113,25 @@ class FeatureSqueezing:
 
     def fit(self, model: Classifier, clean: np.ndarray) -> SqueezingDetector:
         """Threshold at the clean inputs' ``1 - fpr`` score quantile (the paper's rule)."""
-        if len(clean) < 2:
-            raise InvalidDataError("feature squeezing needs at least two trusted clean "
-                                   "inputs to set its threshold")
-        reference = self.scores(model, clean)
-        threshold = float(np.quantile(reference, 1.0 - self.fpr))
-        return SqueezingDetector(config=self, threshold=threshold)
+        rank = math.ceil((1.0 - self.fpr) * (len(clean) + 1))
+        if rank > len(clean):
+            raise InvalidDataError(f"a false-positive rate of {self.fpr} needs at least "
+                                   f"{math.ceil(1 / self.fpr)} trusted clean inputs to set "
+                                   f"its threshold (got {len(clean)})")
+        reference = np.sort(self.scores(model, clean))
+        return SqueezingDetector(config=self, threshold=float(reference[rank - 1]),
+                                 a=len(clean) + 1 - rank, b=rank)
 
 
 @dataclass(frozen=True)
 class SqueezingDetector:
-    """A fitted detector: inputs scoring above ``threshold`` are flagged."""
+    """A fitted detector: inputs scoring above ``threshold`` are flagged; a clean
+    input is flagged with a chance distributed ``Beta(a, b)``."""
 
     config: FeatureSqueezing
     threshold: float
+    a: int
+    b: int
 
     def __call__(self, model: Classifier, x: np.ndarray,
                  proba: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:

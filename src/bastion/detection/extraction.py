@@ -16,11 +16,13 @@ the rest is computed; ``W < delta`` raises the alarm.
 **Query-distribution test** (a conformal k-nearest-neighbour test, bastion's own
 construction). The training data is split into an index half and a calibration half.
 A query is *outside* when its distance to its k-th nearest index record exceeds the
-calibration records' ``1 - alpha_query`` conformal quantile of the same distance; for a
-client that samples the training distribution this happens with probability at most
-``alpha_query``, so the count of outside queries among the client's last ``window``
-queries is tested against ``Binomial(n, alpha_query)`` (one-sided). Random or synthetic
-queries fall off the data and give tiny p-values.
+``r``-th smallest calibration distance, ``r = ceil((1 - alpha_query)(n_cal + 1))`` (the
+conformal quantile). For a client that samples the training distribution the chance of
+that, given the calibration draw, is ``π ~ Beta(n_cal + 1 - r, r)`` (mean about
+``alpha_query``); the queries share one π, so the count of outside queries among the
+client's last ``window`` is Beta-Binomial, not Binomial, and is tested against that
+distribution (one-sided). A plain binomial test would be overconfident with a small
+calibration set. Random or synthetic queries fall off the data and give tiny p-values.
 """
 
 from __future__ import annotations
@@ -160,7 +162,7 @@ class PRADAState:
 
 @dataclass(frozen=True, kw_only=True)
 class QueryDistributionStatus:
-    """``p_value`` of the binomial test on the client's recent queries (None: too few)."""
+    """``p_value`` of the Beta-Binomial test on the client's recent queries (None: too few)."""
 
     n_window: int
     n_outside: int
@@ -195,17 +197,23 @@ class QueryDistribution:
         index, calibration = rows[order[:half]], rows[order[half:]]
         scores = np.sort(_knn_distance(index, calibration, self.k))
         rank = math.ceil((1.0 - self.alpha_query) * (len(scores) + 1))
-        cut = float(scores[rank - 1]) if rank <= len(scores) else math.inf
-        return FittedQueryDistribution(config=self, index=index, cut=cut)
+        if rank > len(scores):
+            raise InvalidDataError(f"alpha_query={self.alpha_query} needs more than "
+                                   f"{len(scores)} calibration rows; give more training rows")
+        return FittedQueryDistribution(config=self, index=index, cut=float(scores[rank - 1]),
+                                       a=len(scores) + 1 - rank, b=rank)
 
 
 @dataclass(frozen=True)
 class FittedQueryDistribution:
-    """The index records and the distance beyond which a query counts as outside."""
+    """The index records, the distance beyond which a query counts as outside, and the
+    Beta(a, b) law of the chance that a natural query does."""
 
     config: QueryDistribution
     index: np.ndarray = field(repr=False)
     cut: float
+    a: int
+    b: int
 
     def outside(self, x: np.ndarray) -> np.ndarray:
         rows = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
@@ -237,7 +245,7 @@ class QueryDistributionState:
         n, k = len(self._flags), sum(self._flags)
         p = None
         if n >= config.min_queries:
-            p = float(stats.binom.sf(k - 1, n, config.alpha_query))
+            p = float(stats.betabinom.sf(k - 1, n, self.fitted.a, self.fitted.b))
         self._status = QueryDistributionStatus(n_window=n, n_outside=k, p_value=p,
                                                alarm=p is not None and p < config.alpha)
         return self._status

@@ -21,7 +21,11 @@ alarms at its own documented threshold and 0 well before it:
 
 * PRADA: ``(w_hi - W) / (w_hi - delta)`` clipped, with ``w_hi = (1 + delta) / 2``;
 * query distribution and adversarial rate: p-values on a log scale, 0 at ``p >= 0.01``
-  and 1 at ``p <= alpha`` (binomial tests of the client's outside / flagged counts).
+  and 1 at ``p <= alpha`` (Beta-Binomial tests of the client's outside / flagged
+  counts, exact given how the thresholds were calibrated).
+
+``reference`` must be held-out inputs the model was not trained on (see
+:mod:`bastion.detection.adversarial_input` for why).
 
 Risk at ``throttle_at`` or above raises a ``throttle`` alarm, at ``block_at`` a ``block``
 alarm (each once per client and level); the :class:`~bastion.gateway.incidents.Responder`
@@ -36,9 +40,10 @@ import queue
 import threading
 import time
 from collections import OrderedDict, deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -56,10 +61,19 @@ from bastion.detection.extraction import (
 from bastion.errors import InvalidDataError, ShapeMismatchError
 from bastion.gateway.hooks import RequestEvent, Verdict
 from bastion.gateway.incidents.alarm import Alarm, AlarmSink, Kind, Level
+from bastion.gateway.incidents.notifiers import AlertSettings, Notifier
+from bastion.gateway.incidents.playbooks import Playbooks
 from bastion.gateway.slots import ModelSlot, ModelVersion
 from bastion.typing import Bounds
 
-__all__ = ["MonitorSettings", "RuntimeMonitor", "load_reference"]
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+    from pydantic import SecretStr
+
+    from bastion.gateway.db import Database
+    from bastion.gateway.settings import GatewaySettings
+
+__all__ = ["MonitorSettings", "RuntimeMonitor", "load_reference", "monitored_app"]
 
 log = logging.getLogger("bastion.gateway.monitor")
 
@@ -92,6 +106,8 @@ class MonitorSettings(BaseModel):
     max_clients: int = Field(10_000, ge=1)
     history: int = Field(600, ge=10)
     seed: int = 0
+    playbooks: Playbooks = Field(default_factory=Playbooks)
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
 
 
 def load_reference(path: Path, input_shape: tuple[int, ...]) -> np.ndarray:
@@ -257,7 +273,8 @@ class RuntimeMonitor:
         x = np.asarray(event.x, dtype=np.float32)
         proba = np.asarray(event.proba, dtype=np.float64)
         version = self._models.current
-        _, flagged = self._detector(version)(_Served(version), x, proba)
+        detector = self._detector(version)
+        _, flagged = detector(_Served(version), x, proba)
         subject = ("token", event.token_id) if event.token_id else ("client", event.client)
         alarms: list[Alarm] = []
         with self._lock:
@@ -268,7 +285,7 @@ class RuntimeMonitor:
             state.flags.extend(bool(f) for f in flagged)
             prada = state.prada.update(x, proba.argmax(axis=1))
             dist = state.queries.update(x)
-            evidence = self._evidence(state, prada.w, dist.p_value)
+            evidence = self._evidence(state, prada.w, dist.p_value, detector)
             alarms += self._judge(subject, state, evidence, event.time)
             alarms += self._drift_step(x, version.name, event.time)
         for alarm in alarms:
@@ -292,13 +309,14 @@ class RuntimeMonitor:
         self._clients.move_to_end(subject)
         return state
 
-    def _evidence(self, state: _Client, w: float | None,
-                  query_p: float | None) -> dict[str, float]:
+    def _evidence(self, state: _Client, w: float | None, query_p: float | None,
+                  detector: SqueezingDetector) -> dict[str, float]:
         s = self.settings
         w_hi = (1.0 + s.prada_delta) / 2.0
         prada = 0.0 if w is None else min(1.0, max(0.0, (w_hi - w) / (w_hi - s.prada_delta)))
         n, k = len(state.flags), sum(state.flags)
-        adv_p = (float(stats.binom.sf(k - 1, n, s.squeeze_fpr))
+        # Flags of one client share the detector's threshold: Beta-Binomial, not Binomial.
+        adv_p = (float(stats.betabinom.sf(k - 1, n, detector.a, detector.b))
                  if n >= s.min_queries else None)
         return {
             "prada": prada,
@@ -316,13 +334,15 @@ class RuntimeMonitor:
         detector = max(scores, key=scores.__getitem__)
         state.risk = scores[detector]
         state.evidence = evidence
-        level = (Level.BLOCK if state.risk >= s.block_at else
-                 Level.THROTTLE if state.risk >= s.throttle_at else None)
-        order = {None: 0, Level.THROTTLE: 1, Level.BLOCK: 2}
-        if order[level] <= order[state.level]:
+        if state.risk >= s.block_at:
+            level = Level.BLOCK
+        elif state.risk >= s.throttle_at:
+            level = Level.THROTTLE
+        else:
             return []
+        if state.level is Level.BLOCK or state.level is level:
+            return []  # each level is raised once per client
         state.level = level
-        assert level is not None
         kind = Kind.ADVERSARIAL if detector == "adversarial" else Kind.EXTRACTION
         numbers = {k: round(v, 6) for k, v in evidence.items() if not math.isnan(v)}
         return [Alarm(kind=kind, level=level, subject_kind=subject[0], subject=subject[1],
@@ -383,7 +403,7 @@ class RuntimeMonitor:
         n_buckets = int(span_s // bucket_s)
         counts = np.zeros(n_buckets)
         lat: list[list[float]] = [[] for _ in range(n_buckets)]
-        for t, n, latency, _ in requests:
+        for t, _rows, latency, _ in requests:
             b = min(n_buckets - 1, int((t - (now - span_s)) // bucket_s))
             counts[b] += 1
             lat[b].append(latency)
@@ -405,4 +425,49 @@ class RuntimeMonitor:
             },
             "drift": {"alpha": self.settings.drift_alpha, "tests": drift},
             "clients": rows,
+            "thresholds": {"throttle": self.settings.throttle_at,
+                           "block": self.settings.block_at},
         }
+
+
+def monitored_app(settings: GatewaySettings, *, models: ModelSlot, monitor: MonitorSettings,
+                  reference: np.ndarray | None = None, db: Database | None = None,
+                  pepper: SecretStr | None = None,
+                  notifiers: Sequence[Notifier] | None = None) -> FastAPI:
+    """The gateway with the runtime monitor, incident response and the admin dashboard.
+
+    ``reference`` defaults to the data file ``monitor.reference`` names; ``notifiers`` to
+    those ``monitor.alerts`` turns on. Blocks from open incidents are restored, so a
+    restart does not let a blocked client back in.
+    """
+    from bastion.errors import ConfigError
+    from bastion.gateway.app import create_app
+    from bastion.gateway.dashboard import dashboard_router
+    from bastion.gateway.incidents import (
+        Dispatcher,
+        IncidentStore,
+        Levers,
+        Responder,
+        notifiers_from,
+    )
+
+    if reference is None:
+        if monitor.reference is None:
+            raise ConfigError("the monitor needs reference data: set reference in [monitor] "
+                              "to a data file of held-out inputs")
+        reference = load_reference(monitor.reference, tuple(models.current.model.input_shape))
+    guard = RuntimeMonitor(models=models, reference=reference, settings=monitor)
+    app = create_app(settings, models=models, db=db, pepper=pepper, guards=[guard],
+                     routers=[dashboard_router()])
+    store = IncidentStore(app.state.db.engine)
+    dispatcher = Dispatcher(notifiers_from(monitor.alerts) if notifiers is None else notifiers)
+    levers = Levers(controls=app.state.controls, blocker=guard,
+                    tight_limit=monitor.playbooks.tight_limit)
+    for subject_kind, subject in store.open_blocks():
+        guard.block(subject_kind, subject)
+    guard.attach(Responder(store=store, levers=levers, playbooks=monitor.playbooks,
+                           dispatcher=dispatcher))
+    app.state.monitor = guard
+    app.state.incidents = store
+    app.state.alerts = dispatcher
+    return app

@@ -1,0 +1,180 @@
+"""The runtime monitor on streams with known ground truth: natural digits from benign
+clients, Jacobian-augmentation and random-query extraction, PGD examples, drift."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from tests.detection.conftest import digits_classifier
+
+from bastion.attacks.evasion.pgd import PGD
+from bastion.attacks.extraction import JacobianAugmentation, extract_model
+from bastion.gateway.hooks import RequestEvent, Verdict
+from bastion.gateway.incidents.alarm import Alarm, Kind, Level
+from bastion.gateway.monitor import MonitorSettings, RuntimeMonitor
+from bastion.gateway.slots import ModelSlot, ModelVersion
+from bastion.models.torch import TorchClassifier
+
+
+class Sink:
+    def __init__(self) -> None:
+        self.alarms: list[Alarm] = []
+
+    def handle(self, alarm: Alarm) -> None:
+        self.alarms.append(alarm)
+
+
+class Recorder:
+    """The model as a black box that remembers what an attacker asked."""
+
+    def __init__(self, model: TorchClassifier) -> None:
+        self.model = model
+        self.asked: list[np.ndarray] = []
+
+    n_classes = property(lambda self: self.model.n_classes)
+    input_shape = property(lambda self: self.model.input_shape)
+    bounds = property(lambda self: self.model.bounds)
+    n_queries = property(lambda self: self.model.n_queries)
+
+    def reset_queries(self) -> None:
+        self.model.reset_queries()
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        self.asked.append(np.array(x))
+        return self.model.predict_proba(x)
+
+
+@pytest.fixture(scope="module")
+def world() -> dict[str, Any]:
+    # The model never sees the reference rows: the squeezing threshold is set on them,
+    # and a model is steadier on its own training data than on new inputs.
+    model, train_x, _, test_x, test_y = digits_classifier(n_train=1000)
+    recorder = Recorder(model)
+    extract_model(recorder, JacobianAugmentation(seed_x=test_x[:20], step=0.1),
+                  budget=640, eval_x=test_x, n_rounds=6, epochs=10, seed=0)
+    return {"model": model, "reference": train_x[1000:], "test_x": test_x, "test_y": test_y,
+            "jacobian": np.concatenate(recorder.asked[1:])}
+
+
+_ids = itertools.count()
+
+
+def _monitor(world: dict[str, Any], **settings: Any) -> tuple[RuntimeMonitor, Sink]:
+    sink = Sink()
+    slot = ModelSlot(ModelVersion("v1", world["model"]))
+    monitor = RuntimeMonitor(models=slot, reference=world["reference"],
+                             settings=MonitorSettings(**settings), sink=sink)
+    return monitor, sink
+
+
+def _send(monitor: RuntimeMonitor, model: TorchClassifier, stream: np.ndarray, *,
+          token: str | None, client: str = "10.0.0.1", batch: int = 10,
+          latency_ms: float = 3.0) -> None:
+    for start in range(0, len(stream), batch):
+        x = stream[start : start + batch]
+        monitor.after(RequestEvent(time=float(start), request_id=str(next(_ids)),
+                                   token_id=token, role="client", client=client, x=x,
+                                   proba=model.predict_proba(x), latency_ms=latency_ms,
+                                   decision="allow"))
+    monitor.flush()
+
+
+@pytest.fixture
+def monitored(world: dict[str, Any]) -> Iterator[tuple[RuntimeMonitor, Sink]]:
+    monitor, sink = _monitor(world)
+    yield monitor, sink
+    monitor.close()
+
+
+def test_benign_clients_on_natural_data_raise_nothing(
+        world: dict[str, Any], monitored: tuple[RuntimeMonitor, Sink]) -> None:
+    monitor, sink = monitored
+    test_x = world["test_x"]
+    for seed in range(3):
+        order = np.random.default_rng(seed).permutation(len(test_x))
+        _send(monitor, world["model"], test_x[order], token=f"benign{seed}")
+    assert sink.alarms == []
+    clients = monitor.snapshot()["clients"]
+    assert len(clients) == 3 and all(c["risk"] < 0.5 and c["level"] == "ok" for c in clients)
+    assert monitor.before("10.0.0.1", "benign0") is Verdict.ALLOW
+
+
+def test_jacobian_extraction_client_is_flagged_and_blocked(
+        world: dict[str, Any], monitored: tuple[RuntimeMonitor, Sink]) -> None:
+    monitor, sink = monitored
+    monitor.attach(sink)
+    _send(monitor, world["model"], world["test_x"][:300], token="benign")
+    _send(monitor, world["model"], world["jacobian"], token="attacker")
+    extraction = [a for a in sink.alarms if a.kind is Kind.EXTRACTION]
+    assert {a.subject for a in extraction} == {"attacker"}
+    assert extraction[-1].level is Level.BLOCK
+    assert extraction[-1].evidence["prada_w"] < 0.9
+    assert extraction[-1].evidence["n_queries"] <= 250  # found early in a 640-query attack
+
+
+def test_without_a_responder_a_block_alarm_blocks_the_token(world: dict[str, Any]) -> None:
+    monitor, _ = _monitor(world)
+    monitor._sink = None  # a bare monitor, no incident responder
+    try:
+        _send(monitor, world["model"], world["jacobian"], token="attacker")
+        assert monitor.before("10.0.0.9", "attacker") is Verdict.BLOCK
+        assert monitor.before("10.0.0.9", "someone-else") is Verdict.ALLOW
+    finally:
+        monitor.close()
+
+
+def test_random_queries_trip_the_query_distribution_test(
+        world: dict[str, Any], monitored: tuple[RuntimeMonitor, Sink]) -> None:
+    monitor, sink = monitored
+    noise = np.random.default_rng(0).uniform(size=(60, 1, 8, 8)).astype(np.float32)
+    _send(monitor, world["model"], noise, token=None, client="192.0.2.7")
+    assert sink.alarms and sink.alarms[-1].kind is Kind.EXTRACTION
+    assert sink.alarms[-1].subject_kind == "client" and sink.alarms[-1].subject == "192.0.2.7"
+    assert sink.alarms[-1].evidence["query_distribution"] == 1.0
+
+
+def test_pgd_examples_raise_an_adversarial_alarm(
+        world: dict[str, Any], monitored: tuple[RuntimeMonitor, Sink]) -> None:
+    monitor, sink = monitored
+    model, test_x, test_y = world["model"], world["test_x"], world["test_y"]
+    result = PGD(eps=0.1, steps=20)(model, test_x[:100], test_y[:100],
+                                    generator=torch.Generator().manual_seed(0))
+    adversarial = result.x_adv.numpy()[result.success.numpy()]
+    _send(monitor, model, adversarial[:60], token="evader", batch=1)
+    kinds = {(a.kind, a.subject) for a in sink.alarms}
+    assert (Kind.ADVERSARIAL, "evader") in kinds
+
+
+def test_drift_alarm_on_shifted_traffic_once_and_never_on_clean(world: dict[str, Any]) -> None:
+    monitor, sink = _monitor(world, drift_window=100, drift_every=50, prada_min_distances=10_000,
+                             query_alpha=1e-300, adversarial_alpha=1e-300)
+    try:
+        test_x = world["test_x"]
+        _send(monitor, world["model"], test_x[:400], token="a")
+        assert [a for a in sink.alarms if a.kind is Kind.DRIFT] == []
+        _send(monitor, world["model"], np.clip(test_x[:400] + 0.2, 0, 1), token="a")
+        drift = [a for a in sink.alarms if a.kind is Kind.DRIFT]
+        assert len(drift) == 1 and drift[0].subject == "v1"
+        assert drift[0].evidence["ks_p"] < 0.01 and drift[0].evidence["mmd_p"] < 0.01
+        monitor._clock = lambda: 400.0
+        assert monitor.snapshot()["drift"]["tests"][-1]["drift"] == 1.0
+    finally:
+        monitor.close()
+
+
+def test_snapshot_counts_requests_and_latency(
+        world: dict[str, Any], monitored: tuple[RuntimeMonitor, Sink]) -> None:
+    monitor, _ = monitored
+    monitor._clock = lambda: 100.0
+    _send(monitor, world["model"], world["test_x"][:50], token="t", latency_ms=4.0)
+    snap = monitor.snapshot(span_s=300.0, bucket_s=5.0)
+    assert snap["requests"]["total"] == 5 and snap["requests"]["rows"] == 50
+    assert snap["requests"]["p50_ms"] == pytest.approx(4.0)
+    assert sum(b["rate_per_s"] * 5.0 for b in snap["requests"]["series"]) == pytest.approx(5)
+    assert snap["clients"][0]["n_queries"] == 50
+    assert "x" not in str(snap["clients"][0].keys())  # numbers only, never inputs
