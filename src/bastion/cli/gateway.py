@@ -128,11 +128,18 @@ def register(app: typer.Typer) -> None:
         config: Path | None = _CONFIG,
     ) -> None:
         """Check the hash chain: exit 0 if intact, 1 if a record was changed or deleted."""
+        from sqlalchemy.exc import SQLAlchemyError
+
+        from bastion.errors import ConfigError
         from bastion.gateway.audit import verify_chain
         from bastion.gateway.db import open_database
 
         settings = _settings({"database_url": database_url}, config)
-        result = verify_chain(open_database(settings.database_url, create=False))
+        try:
+            result = verify_chain(open_database(settings.database_url, create=False))
+        except SQLAlchemyError as err:
+            raise ConfigError(f"cannot read an audit log at database_url "
+                              f"({type(err).__name__}); check the URL") from None
         for problem in result.problems:
             typer.echo(f"tampered: {problem}")
         typer.echo(f"{result.n_records} records, head {result.head_hash}: "

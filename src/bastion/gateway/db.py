@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
@@ -32,7 +33,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from bastion.errors import ConfigError
+from bastion.errors import ConfigError, InputNotFoundError
 
 __all__ = ["Database", "audit_head", "audit_records", "metadata", "open_database", "tokens"]
 
@@ -106,6 +107,10 @@ class Database:
 
 def open_database(url: str, *, create: bool = True) -> Database:
     """Connect to ``url`` and (by default) create the gateway's tables if missing."""
+    if not create and url.startswith("sqlite") and ":memory:" not in url:
+        path = Path(url.split("///", 1)[-1])
+        if not path.is_file():
+            raise InputNotFoundError(f"database {path} does not exist; check database_url")
     try:
         engine = _engine(url)
     except (ArgumentError, ImportError) as err:
