@@ -122,7 +122,8 @@ def create_app(
     _routes(app, pipeline, audit, metrics, settings)
     for router in routers:
         app.include_router(router)
-    known = frozenset(getattr(r, "path", "") for r in app.routes)
+    routes = [*app.routes, *(r for router in routers for r in router.routes)]
+    known = frozenset(p for r in routes if isinstance(p := getattr(r, "path", None), str))
     app.add_middleware(MetricsMiddleware, metrics=metrics, routes=known)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(SecurityHeadersMiddleware)

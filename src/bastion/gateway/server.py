@@ -5,8 +5,9 @@ the same settings (passed in the environment, which holds no secret: the pepper 
 by each worker from where the settings say). Use Redis rate-limit storage then, so the
 limits hold across workers.
 
-Run-time guards (the monitor) are built by :func:`build_guards` from the same TOML file;
-that is the one place a new guard is wired into ``bastion serve``.
+The runtime monitor (drift, adversarial inputs, extraction; incident response and the
+admin dashboard come with it) is switched on by a ``[monitor]`` table in the same TOML
+file: :func:`build_app` is where ``bastion serve`` wires it in.
 """
 
 from __future__ import annotations
@@ -15,19 +16,22 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 
 from bastion.errors import ConfigError
 from bastion.gateway.app import create_app
-from bastion.gateway.hooks import Guard
 from bastion.gateway.settings import GatewaySettings
 from bastion.gateway.slots import ModelSlot, ModelVersion
 
-__all__ = ["build_guards", "load_slot", "running", "serve"]
+if TYPE_CHECKING:
+    from bastion.gateway.monitor import MonitorSettings
+
+__all__ = ["build_app", "load_slot", "monitor_settings", "running", "serve"]
 
 _SETTINGS_ENV = "BASTION_GATEWAY__WORKER_SETTINGS"
 _CONFIG_ENV = "BASTION_GATEWAY__WORKER_CONFIG"
@@ -54,34 +58,41 @@ def _load(source: str, settings: GatewaySettings) -> ModelVersion:
     return ModelVersion(Path(source).name, model)
 
 
-def build_guards(config: Path | None) -> list[Guard]:
-    """Guards configured in the TOML file (e.g. the runtime monitor's ``[monitor]``)."""
-    if config is None:
-        return []
+def monitor_settings(config: Path | None) -> MonitorSettings | None:
+    """The runtime monitor's settings when ``[monitor]`` is in the TOML file (or
+    ``BASTION_MONITOR_REFERENCE`` is set); ``None`` serves without a monitor."""
     import tomllib
 
-    tables = tomllib.loads(config.read_text(encoding="utf-8"))
-    if "monitor" not in tables:
-        return []
-    # The runtime monitor (bastion.gateway.monitor) wires itself in here once it exists.
-    raise ConfigError("a [monitor] table is configured but this build has no runtime monitor")
+    from bastion.cli._settings import resolve
+    from bastion.gateway.monitor import MonitorSettings
+
+    in_file = config is not None and "monitor" in tomllib.loads(
+        config.read_text(encoding="utf-8"))
+    if not in_file and not os.environ.get("BASTION_MONITOR_REFERENCE"):
+        return None
+    return resolve(MonitorSettings, "monitor", {}, config)
 
 
 def build_app(settings: GatewaySettings, config: Path | None) -> FastAPI:
-    return create_app(settings, models=load_slot(settings), guards=build_guards(config))
+    """The gateway as configured: with the monitor, incident response and dashboard when
+    ``[monitor]`` is set, the bare secure gateway otherwise."""
+    models = load_slot(settings)
+    monitor = monitor_settings(config)
+    if monitor is None:
+        return create_app(settings, models=models)
+    from bastion.gateway.monitor import monitored_app
+
+    return monitored_app(settings, models=models, monitor=monitor)
 
 
-def serve(settings: GatewaySettings, *, config: Path | None = None,
-          guards: Sequence[Guard] | None = None) -> None:
+def serve(settings: GatewaySettings, *, config: Path | None = None) -> None:
     """Serve until interrupted (binds to ``settings.host``, 127.0.0.1 by default)."""
     import uvicorn
 
     common = {"host": settings.host, "port": settings.port, "log_level": "warning",
               "server_header": False, "access_log": False}
     if settings.workers == 1:
-        app = (build_app(settings, config) if guards is None
-               else create_app(settings, models=load_slot(settings), guards=guards))
-        uvicorn.run(app, **common)  # type: ignore[arg-type]
+        uvicorn.run(build_app(settings, config), **common)  # type: ignore[arg-type]
         return
     os.environ[_SETTINGS_ENV] = settings.model_dump_json()
     os.environ[_CONFIG_ENV] = str(config or "")
