@@ -6,6 +6,9 @@ Two sources, both installed from PyPI with the ``pii`` extra or shipped with bas
   providers (MIT licence; Faker took them from US Social Security Administration
   baby-name data and the US Census Bureau surname list, public-domain US government
   works), US states and countries. The file records this in its ``source`` field.
+- ``data/census_1990.json`` (shipped): the US Census Bureau's 1990 name files, 88,799
+  surnames and 5,163 first names of every origin found in the US population (public
+  domain, as packaged in the PyPI package ``names`` 0.3.0, MIT).
 - ``mimesis`` (MIT licence, a maintained fake-data package): the per-locale first-name and
   surname lists its contributors curated for 40+ locales (``mimesis/datasets/*/person.json``),
   read as JSON data only. They widen the US lists to European, Latin American and other
@@ -29,10 +32,15 @@ _TOKEN = re.compile(NAME_TOKEN)
 
 
 @cache
-def _lists() -> dict[str, list[str]]:
-    raw = resources.files("bastion.privacy.pii").joinpath("data/names.json").read_text("utf-8")
+def _lists(name: str = "names") -> dict[str, list[str]]:
+    raw = resources.files("bastion.privacy.pii").joinpath(f"data/{name}.json").read_text("utf-8")
     data: dict[str, list[str]] = json.loads(raw)
     return data
+
+
+@cache
+def _census(kind: str) -> frozenset[str]:
+    return frozenset(w.lower() for w in _lists("census_1990")[kind])
 
 
 @cache
@@ -41,10 +49,19 @@ def words(kind: str) -> frozenset[str]:
     return frozenset(w.lower() for w in _lists()[kind])
 
 
-def alternation(*kinds: str) -> str:
+def alternation(*kinds: str, multiword: bool | None = None) -> str:
     """A regex alternation of the lists' entries as written, longest first (so
-    ``West Virginia`` wins over ``Virginia``)."""
-    entries = sorted({w for kind in kinds for w in _lists()[kind]}, key=lambda w: (-len(w), w))
+    ``West Virginia`` wins over ``Virginia``); only the multi-word (or only the one-word)
+    entries when ``multiword`` says so."""
+    entries = sorted(
+        {
+            w
+            for kind in kinds
+            for w in _lists()[kind]
+            if multiword is None or (" " in w) == multiword
+        },
+        key=lambda w: (-len(w), w),
+    )
     return "|".join(re.escape(w) for w in entries)
 
 
@@ -79,10 +96,13 @@ def _flatten(value: object) -> set[str]:
 @cache
 def first_names() -> frozenset[str]:
     """Given names from every source, lower-cased."""
-    return words("first_names") | _mimesis()[0]
+    return words("first_names") | _census("first_names") | _mimesis()[0]
 
 
 @cache
-def surnames() -> frozenset[str]:
-    """Family names from every source, lower-cased."""
-    return words("last_names") | _mimesis()[1]
+def surnames(*, census: bool = True) -> frozenset[str]:
+    """Family names, lower-cased. The Census list holds every surname in the US
+    population, common nouns included (Code, Works, Party): ``census=False`` leaves it
+    out where one listed part has to carry the decision alone."""
+    curated = words("last_names") | _mimesis()[1]
+    return curated | _census("surnames") if census else curated

@@ -6,13 +6,25 @@ from bastion.privacy.pii._dictionary import alternation
 from bastion.privacy.pii._engine import RECOGNIZERS, Pattern, Recognizer
 from bastion.privacy.pii.zip_code import STATES
 
+_PLACES_MULTIWORD = alternation("states", "countries", multiword=True)
+_PLACES_ONE_WORD = alternation("states", "countries", multiword=False)
+# Not the start of a longer capitalised name ("the New York Times", "Jordan River").
+_NOT_CONTINUED = r"(?!\w|[ -][A-Z])"
+
 LOCATION = RECOGNIZERS.register("location")(
     Recognizer(
         entity="LOCATION",
         patterns=(
+            # A full multi-word name (``Svalbard & Jan Mayen Islands``) outscores the
+            # person recognizer's reading of a part of it (``Jan Mayen``).
+            Pattern(
+                name="state-or-country-multiword",
+                regex=rf"\b(?:{_PLACES_MULTIWORD}){_NOT_CONTINUED}",
+                score=0.8,
+            ),
             Pattern(
                 name="state-or-country",
-                regex=rf"\b(?:{alternation('states', 'countries')})(?!\w|[ -][A-Z])",
+                regex=rf"\b(?:{_PLACES_ONE_WORD}){_NOT_CONTINUED}",
                 score=0.6,
             ),
         ),

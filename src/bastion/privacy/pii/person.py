@@ -36,24 +36,28 @@ _NOT_A_FAMILY = frozenset(
      "mountain", "springs", "falls", "heights", "plaza", "building", "group", "company",
      "inc", "ltd", "corp", "foundation", "institute", "society", "services", "health",
      "care", "pharmacy", "medical", "motors", "tower", "gardens", "general", "memorial",
-     "regional", "community", "national", "federal", "state"}
+     "regional", "community", "national", "federal", "state", "number"}
 )  # fmt: skip
 # First words that start a place name or a phrase rather than a given name.
 _NOT_A_GIVEN_NAME = frozenset(
     {"san", "santa", "santo", "saint", "st", "fort", "port", "mount", "lake", "new", "north",
      "south", "east", "west", "upper", "lower", "los", "las", "copyright", "dear", "happy",
-     # English words that some locales' lists also hold as names ("The", "My", "Will").
-     "the", "my", "our", "your", "his", "her", "their", "its", "this", "that", "these",
-     "other", "another", "each", "every", "all", "any", "some", "no", "not", "and", "or",
-     "but", "if", "so", "as", "at", "by", "for", "from", "in", "on", "of", "to", "with",
-     "font", "last", "first", "next", "see", "use", "read"}
+     "hello", "font", "last", "first", "next", "see", "use", "read"}
 )  # fmt: skip
+# English function words that some locales' lists also hold as names ("The", "My", "No").
+_FUNCTION_WORDS = frozenset(
+    {"the", "my", "our", "your", "his", "her", "their", "its", "this", "that", "these",
+     "other", "another", "each", "every", "all", "any", "some", "no", "not", "and", "or",
+     "but", "if", "so", "as", "at", "by", "for", "from", "in", "on", "of", "to", "with"}
+)  # fmt: skip
+# Words that introduce a person; "with", "by" and "from" only inside a phrase, since
+# alone they introduce anything ("with Covered Code", "by Derivative Works").
 _PERSON_CUES = (
-    "patient", "name", "mr", "mrs", "ms", "dr", "seen", "by", "contact", "signed", "with",
-    "spoke", "met", "saw", "called", "visited", "accompanied", "wife", "husband", "son",
-    "daughter", "mother", "father", "sister", "brother", "friend", "partner", "nurse",
-    "caregiver", "guardian", "relative", "neighbour", "neighbor", "colleague", "dear",
-    "hello", "hi", "thanks", "from",
+    "patient", "name", "mr", "mrs", "ms", "dr", "contact", "signed", "spoke", "met", "saw",
+    "called", "visited", "accompanied", "wife", "husband", "son", "daughter", "mother",
+    "father", "sister", "brother", "friend", "partner", "nurse", "caregiver", "guardian",
+    "relative", "neighbour", "neighbor", "colleague", "dear", "hello", "thanks", "seen by",
+    "seen with", "written by", "referred by", "letter from", "call from", "talked to",
 )  # fmt: skip
 _CATEGORIES = ("HIPAA:name", "GDPR:personal-data", "CCPA:identifier")
 
@@ -67,9 +71,12 @@ def _split(value: str) -> tuple[str, str] | None:
     else:
         parts = value.split()
         first, last = parts[0], parts[-1]
-    if last.lower() in _NOT_A_FAMILY or first.lower() in _NOT_A_FAMILY | _NOT_A_GIVEN_NAME:
+    first, last = first.lower(), last.lower()
+    if {first, last} & _FUNCTION_WORDS or last in _NOT_A_FAMILY:
         return None
-    return first.lower(), last.lower()
+    if first in _NOT_A_FAMILY or first in _NOT_A_GIVEN_NAME:
+        return None
+    return first, last
 
 
 def _both_listed(value: str) -> str | None:
@@ -87,7 +94,7 @@ def _one_listed(value: str) -> str | None:
     parts = _split(value)
     if parts is None:
         return "a place or an institution"
-    if parts[0] in first_names() or parts[1] in surnames():
+    if parts[0] in first_names() or parts[1] in surnames(census=False):
         return None
     return "neither part in the name lists"
 
