@@ -26,9 +26,12 @@ from bastion.errors import InputNotFoundError, UnreadableInputError
 from bastion.formats import (
     PICKLE_FORMATS,
     Format,
+    detect_content,
     detect_format,
     sha256_file,
+    sniff,
     suffix_mismatch,
+    zip_kind,
 )
 
 Writer = Callable[[Path], None]
@@ -114,6 +117,8 @@ def _tar(p: Path) -> None:
 
 
 _LEGACY_TORCH_MAGIC = b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19."
+# lz4.frame.compress(b"hello"), written out so the table needs no lz4 package
+_LZ4_FRAME = bytes.fromhex("04224d1868400500000000000000610500008068656c6c6f00000000")
 _ONNX_LIKE_BUT_NOT = bytes([0x08, 0x07, 0x12, 0x02]) + b"hi" + bytes([0x58, 0x01])
 
 # name, writer, expected format. Near-misses sit next to the format they nearly are.
@@ -133,6 +138,11 @@ CASES: list[tuple[str, Writer, Format]] = [
     ("a.bz2", _bytes(bz2.compress(b"hello")), Format.BZ2),
     ("a.xz", _bytes(lzma.compress(b"hello")), Format.XZ),
     ("a.lzma", _bytes(lzma.compress(b"hello", format=lzma.FORMAT_ALONE)), Format.LZMA),
+    ("lz4.joblib", _joblib("lz4"), Format.JOBLIB),
+    ("a.lz4", _bytes(_LZ4_FRAME), Format.LZ4),
+    ("old.joblib", _bytes(b"ZF0x1f".ljust(19) + zlib.compress(pickle.dumps(1, 2))), Format.JOBLIB),
+    ("x.txt", _bytes(b"x"), Format.TEXT),
+    ("x-marks.txt", _bytes(b"x^ not zlib after all\n"), Format.TEXT),
     ("zlib.bin", _bytes(zlib.compress(b"not a pickle inside")), Format.UNKNOWN),
     ("a.npy", _npy, Format.NUMPY_NPY),
     ("a.npz", _npz, Format.NUMPY_NPZ),
@@ -176,6 +186,55 @@ def test_detects_format_by_content(
     path = tmp_path / name
     write(path)
     assert detect_format(path) is expected
+
+
+@pytest.mark.parametrize(("name", "write", "expected"), CASES, ids=[c[0] for c in CASES])
+def test_bytes_in_memory_get_the_same_verdict(
+    tmp_path: Path, name: str, write: Writer, expected: Format
+) -> None:
+    """Archive members and decompressed streams are judged by the very same rules."""
+    path = tmp_path / name
+    write(path)
+    assert detect_content(path.read_bytes(), path.suffix) is detect_format(path)
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (b"PK\x03\x04rest", Format.ZIP),  # any zip: what it holds is told apart later
+        (b"\x89HDF\r\n\x1a\n" + b"keras_version", Format.HDF5),
+        (b"\x1f\x8b\x08\x00" + gzip.compress(pickle.dumps(1))[4:], Format.GZIP),
+        (zlib.compress(pickle.dumps(1)), Format.ZLIB),
+        (_LZ4_FRAME, Format.LZ4),
+        (b"\x80\x01N.", Format.PICKLE),  # PROTO 1 is unusual but unpickles
+        (b"\x80\x04\x95" + b"joblib.numpy_pickle", Format.JOBLIB),
+        (b"(dp0\nS'a'\n", None),  # protocol 0 has no header: structure decides
+        (b"# model card\n", None),
+        (b"x", None),  # one byte is no zlib header
+    ],
+)
+def test_sniff_reads_magic_numbers_only(data: bytes, expected: Format | None) -> None:
+    assert sniff(data) is expected
+
+
+@pytest.mark.parametrize(
+    ("names", "expected"),
+    [
+        ({"archive/data.pkl", "archive/data/0", "archive/version"}, Format.TORCH_ZIP),
+        ({"m/data.pkl", "m/constants.pkl", "m/code/__torch__/m.py"}, Format.TORCHSCRIPT),
+        ({"m/data.pkl", "m/constants.pkl"}, Format.TORCH_ZIP),  # no code: not TorchScript
+        ({"m/archive_format", "m/models/m.json"}, Format.TORCH_EXPORT),
+        ({"schema.json", "a.npy"}, Format.SKOPS),
+        ({"config.json", "metadata.json"}, Format.KERAS_V3),
+        ({"config.json", "model.weights.h5"}, Format.KERAS_V3),
+        ({"config.json"}, Format.ZIP),
+        ({"a.npy", "b.npy"}, Format.NUMPY_NPZ),
+        ({"a.npy", "b.txt"}, Format.ZIP),
+        (set(), Format.ZIP),
+    ],
+)
+def test_zip_kind_from_member_names(names: set[str], expected: Format) -> None:
+    assert zip_kind(names) is expected
 
 
 @pytest.mark.parametrize(("name", "write", "expected"), CASES, ids=[c[0] for c in CASES])

@@ -7,8 +7,11 @@ suffix only breaks ties (a headerless protocol-0 pickle that also reads as text)
 lets :func:`suffix_mismatch` report a file whose name promises something else, such as
 a pickle renamed to ``.safetensors``.
 
-Used by the model loaders, the data loader, the artifact-integrity check and the
-supply-chain scanner.
+The same rules run on bytes already in memory (an archive member, a decompressed
+stream): :func:`detect_content` is :func:`detect_format` without the file, and
+:func:`sniff` is its first, magic-number-only pass. This module is the one place that
+knows what a format looks like: the model loaders, the data loader, the
+artifact-integrity check and the supply-chain scanner all ask it.
 """
 
 from __future__ import annotations
@@ -19,25 +22,36 @@ import csv
 import hashlib
 import io
 import lzma
+import mmap
 import os
 import pickletools
 import struct
 import zipfile
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from enum import StrEnum
 from pathlib import Path
-from typing import Protocol
+from typing import IO, Protocol, cast
 
 from bastion.errors import InputNotFoundError, UnreadableInputError
 
 __all__ = [
+    "CODE_FORMATS",
+    "COMPRESSED_FORMATS",
     "PICKLE_FORMATS",
+    "PICKLE_SUFFIXES",
+    "SUFFIX_FORMATS",
+    "Buffer",
     "Format",
+    "detect_content",
     "detect_format",
     "sha256_file",
+    "sniff",
     "suffix_mismatch",
+    "zip_kind",
 ]
+
+Buffer = bytes | mmap.mmap  # a whole file's bytes, read or memory-mapped
 
 _HEAD = 4096
 _PICKLE_PROBE = 1 << 20
@@ -74,6 +88,8 @@ class Format(StrEnum):
     BZ2 = "bz2"
     XZ = "xz"
     LZMA = "lzma"
+    ZLIB = "zlib"
+    LZ4 = "lz4"
     CSV = "csv"
     TEXT = "text"
     DIRECTORY = "directory"
@@ -85,9 +101,16 @@ class Format(StrEnum):
 # torch formats hold pickles inside too; bastion opens those only with torch's weights-only
 # unpickler or after the artifact scanner has cleared them.
 PICKLE_FORMATS = frozenset({Format.PICKLE, Format.TORCH_LEGACY, Format.JOBLIB})
+# Streams a compressor wrote; what is inside is a format of its own (joblib: a pickle).
+COMPRESSED_FORMATS = frozenset({
+    Format.GZIP, Format.BZ2, Format.XZ, Format.LZMA, Format.ZLIB, Format.LZ4})
+# Content that can run Python code when its usual loader opens it: a pickle, or an
+# archive or compressed stream that may hold one.
+CODE_FORMATS = PICKLE_FORMATS | COMPRESSED_FORMATS | {
+    Format.TORCH_ZIP, Format.TORCHSCRIPT, Format.TORCH_EXPORT, Format.ZIP, Format.TAR}
 
 # What a suffix promises. A file whose content is none of these is reported as a mismatch.
-_SUFFIXES: dict[str, frozenset[Format]] = {
+SUFFIX_FORMATS: dict[str, frozenset[Format]] = {
     ".pkl": frozenset({Format.PICKLE}),
     ".pickle": frozenset({Format.PICKLE}),
     ".joblib": frozenset({Format.JOBLIB, Format.PICKLE}),
@@ -111,14 +134,17 @@ _SUFFIXES: dict[str, frozenset[Format]] = {
     ".bz2": frozenset({Format.BZ2, Format.JOBLIB}),
     ".xz": frozenset({Format.XZ, Format.JOBLIB}),
     ".lzma": frozenset({Format.LZMA, Format.JOBLIB}),
+    ".lz4": frozenset({Format.LZ4, Format.JOBLIB}),
     ".csv": frozenset({Format.CSV, Format.TEXT}),
     ".tsv": frozenset({Format.CSV, Format.TEXT}),
     ".txt": frozenset({Format.TEXT, Format.CSV}),
     ".json": frozenset({Format.TEXT}),
+    ".md": frozenset({Format.TEXT, Format.CSV}),
 }
 
 # Suffixes under which a headerless byte stream is more likely a pickle than text.
-_PICKLE_SUFFIXES = frozenset({".pkl", ".pickle", ".joblib", ".pt", ".pth", ".bin", ".ckpt"})
+PICKLE_SUFFIXES = frozenset(
+    {".pkl", ".pickle", ".joblib", ".pt", ".pth", ".bin", ".ckpt", ".dat"})
 _TEXT_SUFFIXES = frozenset({".csv", ".tsv", ".txt", ".json", ".md", ".yaml", ".yml"})
 
 # torch.save since 1.6 writes this pickled magic number first when it uses the legacy format.
@@ -150,17 +176,106 @@ def detect_format(path: str | os.PathLike[str]) -> Format:
             return Format.TF_SAVEDMODEL
         return Format.DIRECTORY
     with _open(p) as f:
-        size = os.fstat(f.fileno()).st_size
-        head = f.read(_HEAD)
-        if size == 0:
+        if os.fstat(f.fileno()).st_size == 0:
             return Format.EMPTY
-        return _by_content(f, head, size, p.suffix.lower())
+        try:
+            data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        except (OSError, ValueError) as e:
+            raise UnreadableInputError(f"cannot map {p} ({e}); give a regular file") from None
+    with data:
+        return detect_content(data, p.suffix.lower())
+
+
+def detect_content(data: Buffer, suffix: str = "") -> Format:
+    """The format of a whole file's bytes (read or memory-mapped); ``suffix`` breaks ties.
+
+    Only the head, a zip's central directory and a protobuf's top-level tags are read.
+    """
+    if not len(data):
+        return Format.EMPTY
+    fmt = sniff(data)
+    if fmt is Format.ZIP:
+        return _zip_kind(data)
+    if fmt is Format.HDF5:
+        return _hdf5_kind(data)
+    if fmt in COMPRESSED_FORMATS:
+        inner = _decompress_head(data[:_HEAD], fmt)
+        if _starts_like_pickle(inner):
+            return Format.JOBLIB
+        if fmt is not Format.ZLIB:  # a bare zlib stream is only a format when joblib wrote it
+            return fmt
+    elif fmt is not None:
+        return fmt
+    head = data[:_HEAD]
+    size = len(data)
+    if _is_onnx(data, size):
+        return Format.ONNX
+    proto0 = head[0] in _PROTO0_START and _parses_as_pickle(data, size)
+    text = _is_text(head)
+    if proto0 and not (text and suffix in _TEXT_SUFFIXES):
+        return Format.PICKLE
+    if text:
+        return Format.CSV if _looks_like_csv(head, size, suffix) else Format.TEXT
+    return Format.UNKNOWN
+
+
+def sniff(data: Buffer) -> Format | None:
+    """The formats that announce themselves in their first bytes; None when only the
+    structure can tell (ONNX, a headerless pickle, text).
+
+    A zip is ``Format.ZIP`` and an HDF5 file ``Format.HDF5`` here, whatever they hold,
+    and a compressed stream is named by its compressor: :func:`detect_content` looks
+    further, and the artifact scanner opens them itself.
+    """
+    size = len(data)
+    head = data[:16]
+    if head[:4] in (b"PK\x03\x04", b"PK\x05\x06"):
+        return Format.ZIP
+    if head[:6] == b"\x93NUMPY":
+        return Format.NUMPY_NPY
+    if head[:8] == b"\x89HDF\r\n\x1a\n":
+        return Format.HDF5
+    if head[:4] == b"GGUF":
+        return Format.GGUF
+    if head[4:8] == b"TFL3":
+        return Format.TFLITE
+    if head[:4] == b"PAR1" and size >= 8 and data[size - 4:size] == b"PAR1":
+        return Format.PARQUET
+    if data[:len(_TORCH_LEGACY_MAGIC)] == _TORCH_LEGACY_MAGIC:
+        return Format.TORCH_LEGACY
+    # Before pickle: a header length such as 896 (0x0380) starts with the bytes 80 03.
+    if _is_safetensors(data, size):
+        return Format.SAFETENSORS
+    if _starts_like_pickle(head):
+        return Format.JOBLIB if data.find(b"joblib.numpy_pickle", 0, _HEAD) >= 0 \
+            else Format.PICKLE
+    if size > 262 and data[257:262] == b"ustar":
+        return Format.TAR
+    return _compressed_kind(data[:_HEAD])
+
+
+def zip_kind(names: Collection[str]) -> Format:
+    """Tell zip-based formats apart by their member names (nothing is extracted)."""
+    tails = {n.split("/", 1)[1] if "/" in n else n for n in names}
+    if "constants.pkl" in tails and any(t.startswith("code/") for t in tails):
+        return Format.TORCHSCRIPT
+    if "archive_format" in tails and any(t.startswith("models/") for t in tails):
+        return Format.TORCH_EXPORT
+    if "data.pkl" in tails:
+        return Format.TORCH_ZIP
+    if "schema.json" in names:
+        return Format.SKOPS
+    if "config.json" in names and ("model.weights.h5" in names or "metadata.json" in names):
+        return Format.KERAS_V3
+    if names and all(n.endswith(".npy") for n in names):
+        return Format.NUMPY_NPZ
+    return Format.ZIP
 
 
 def suffix_mismatch(path: str | os.PathLike[str], fmt: Format) -> str | None:
     """One line when the file's suffix promises another format than ``fmt``, else None."""
     suffix = Path(path).suffix.lower()
-    expected = _SUFFIXES.get(suffix)
+    expected = SUFFIX_FORMATS.get(suffix)
     if expected is None or fmt in expected or fmt in (Format.EMPTY, Format.DIRECTORY):
         return None
     names = " or ".join(sorted(expected))
@@ -182,105 +297,72 @@ def _open(path: Path) -> io.BufferedReader:
         ) from None
 
 
-def _by_content(f: io.BufferedReader, head: bytes, size: int, suffix: str) -> Format:
-    magic = _by_magic(f, head, size)
-    if magic is not None:
-        return magic
-    if _is_onnx(f, size):
-        return Format.ONNX
-    proto0 = head[0] in _PROTO0_START and _parses_as_pickle(f, size)
-    text = _is_text(head)
-    if proto0 and not (text and suffix in _TEXT_SUFFIXES):
-        return Format.PICKLE
-    if text:
-        return Format.CSV if _looks_like_csv(head, size, suffix) else Format.TEXT
-    return Format.UNKNOWN
-
-
-def _by_magic(f: io.BufferedReader, head: bytes, size: int) -> Format | None:
-    """Formats that announce themselves in their first bytes."""
-    if head[:4] in (b"PK\x03\x04", b"PK\x05\x06"):
-        return _zip_kind(f)
-    if head[:6] == b"\x93NUMPY":
-        return Format.NUMPY_NPY
-    if head[:8] == b"\x89HDF\r\n\x1a\n":
-        return _hdf5_kind(f)
-    if head[:4] == b"GGUF":
-        return Format.GGUF
-    if head[4:8] == b"TFL3":
-        return Format.TFLITE
-    if head[:4] == b"PAR1" and size >= 8 and _tail(f, size) == b"PAR1":
-        return Format.PARQUET
-    if head.startswith(_TORCH_LEGACY_MAGIC):
-        return Format.TORCH_LEGACY
-    # Before pickle: a header length such as 896 (0x0380) starts with the bytes 80 03.
-    if _is_safetensors(head, size):
-        return Format.SAFETENSORS
-    if _starts_like_pickle(head):
-        return Format.JOBLIB if b"joblib.numpy_pickle" in head else Format.PICKLE
-    if len(head) > 262 and head[257:262] == b"ustar":
-        return Format.TAR
-    return _compressed_kind(head)
-
-
-def _tail(f: io.BufferedReader, size: int) -> bytes:
-    f.seek(size - 4)
-    return f.read(4)
-
-
-def _zip_kind(f: io.BufferedReader) -> Format:
-    """Tell zip-based formats apart by the names in the central directory (nothing extracted)."""
+def _zip_kind(data: Buffer) -> Format:
+    """A zip's kind from the names in its central directory."""
     try:
-        with zipfile.ZipFile(f) as z:
+        fileobj = io.BytesIO(data) if isinstance(data, bytes) else cast("IO[bytes]", data)
+        with zipfile.ZipFile(fileobj) as z:
             names = z.namelist()
-    except (zipfile.BadZipFile, OSError, ValueError):
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
         return Format.ZIP
-    tails = {n.split("/", 1)[1] if "/" in n else n for n in names}
-    if "constants.pkl" in tails and any(t.startswith("code/") for t in tails):
-        return Format.TORCHSCRIPT
-    if "archive_format" in tails and any(t.startswith("models/") for t in tails):
-        return Format.TORCH_EXPORT
-    if "data.pkl" in tails:
-        return Format.TORCH_ZIP
-    if "schema.json" in names:
-        return Format.SKOPS
-    if "config.json" in names and "model.weights.h5" in names:
-        return Format.KERAS_V3
-    if names and all(n.endswith(".npy") for n in names):
-        return Format.NUMPY_NPZ
-    return Format.ZIP
+    return zip_kind(names)
 
 
-def _hdf5_kind(f: io.BufferedReader) -> Format:
+def _hdf5_kind(data: Buffer) -> Format:
     """Keras stores its model config as root attributes; their names sit in the header."""
-    f.seek(0)
-    window = f.read(_PICKLE_PROBE)
-    if b"keras_version" in window or b"model_config" in window:
+    if data.find(b"keras_version", 0, _PICKLE_PROBE) >= 0 or \
+            data.find(b"model_config", 0, _PICKLE_PROBE) >= 0:
         return Format.KERAS_H5
     return Format.HDF5
 
 
-def _is_safetensors(head: bytes, size: int) -> bool:
+def _is_safetensors(data: Buffer, size: int) -> bool:
     """An 8-byte little-endian header length, then a JSON object that fits in the file."""
-    if len(head) < 9:
+    if size < 9:
         return False
-    (n,) = struct.unpack_from("<Q", head)
-    return 2 <= n <= size - 8 and head[8:9] == b"{"
+    (n,) = struct.unpack_from("<Q", data)
+    return 2 <= n <= size - 8 and data[8] == 0x7B  # "{"
 
 
 def _compressed_kind(head: bytes) -> Format | None:
-    """A compressed stream; one that holds a pickle is what joblib writes with ``compress``."""
+    """A stream from a compressor, named by its magic number once its head decompresses."""
+    if head[:4] == b"ZF0x":  # joblib < 0.10: 'ZF0x<length>', padding, then a zlib stream
+        return Format.ZLIB
+    if head[:4] == _LZ4_MAGIC:
+        return Format.LZ4
     for magic, fmt, decompressor in _COMPRESSED:
         if not head.startswith(magic):
             continue
+        if fmt is Format.ZLIB and (len(head) < 2 or int.from_bytes(head[:2]) % 31):
+            return None  # RFC 1950: the two header bytes are a multiple of 31
         try:
-            inner = decompressor().decompress(head, 64)
+            decompressor().decompress(head, 64)
         except (zlib.error, OSError, lzma.LZMAError, EOFError, ValueError):
             return None
-        if _starts_like_pickle(inner):
-            return Format.JOBLIB
         return fmt
     return None
+
+
+def _decompress_head(head: bytes, fmt: Format) -> bytes:
+    """The first bytes of a compressed stream (empty when that needs a missing package)."""
+    if fmt is Format.LZ4:
+        try:
+            import lz4.frame  # type: ignore[import-not-found,unused-ignore]
+        except ImportError:
+            return b""
+        try:
+            return bytes(lz4.frame.LZ4FrameDecompressor().decompress(head, 64))
+        except RuntimeError:
+            return b""
+    if fmt is Format.ZLIB and head[:4] == b"ZF0x":
+        head = head[max(head.find(b"x", 4), 0):]
+    for _, kind, decompressor in _COMPRESSED:
+        if kind is fmt:
+            try:
+                return decompressor().decompress(head, 64)
+            except (zlib.error, OSError, lzma.LZMAError, EOFError, ValueError):
+                return b""
+    return b""
 
 
 def _zlib() -> _Decompressor:
@@ -299,28 +381,28 @@ def _xz() -> _Decompressor:
     return lzma.LZMADecompressor(lzma.FORMAT_XZ)
 
 
-# A bare zlib stream has no format of its own here: only a joblib pickle counts.
-_COMPRESSED: tuple[tuple[bytes, Format | None, Callable[[], _Decompressor]], ...] = (
+_LZ4_MAGIC = b"\x04\x22\x4d\x18"  # an LZ4 frame (joblib's compress='lz4')
+_COMPRESSED: tuple[tuple[bytes, Format, Callable[[], _Decompressor]], ...] = (
     (b"\x1f\x8b", Format.GZIP, _gzip),
     (b"BZh", Format.BZ2, bz2.BZ2Decompressor),
     (b"\xfd7zXZ\x00", Format.XZ, _xz),
     (b"\x5d\x00\x00", Format.LZMA, _lzma_alone),
-    (b"\x78", None, _zlib),
+    (b"\x78", Format.ZLIB, _zlib),
 )
 
 
 def _starts_like_pickle(data: bytes) -> bool:
-    return len(data) > 1 and data[0] == 0x80 and 2 <= data[1] <= 5
+    """A PROTO opcode (protocols 2-5 always write one; unpicklers accept 0-5)."""
+    return len(data) > 1 and data[0] == 0x80 and data[1] <= 5
 
 
-def _parses_as_pickle(f: io.BufferedReader, size: int) -> bool:
+def _parses_as_pickle(data: Buffer, size: int) -> bool:
     """Walk the opcodes (never executing them) of a headerless protocol 0/1 stream.
 
     True when the walk reaches STOP, or, in a file larger than the probe window, parses
     cleanly through most of the window (the window may cut the last opcode).
     """
-    f.seek(0)
-    window = f.read(_PICKLE_PROBE)
+    window = data[:_PICKLE_PROBE]
     last = 0
     try:
         for opcode, _, pos in pickletools.genops(io.BytesIO(window)):
@@ -332,17 +414,16 @@ def _parses_as_pickle(f: io.BufferedReader, size: int) -> bool:
     return size > len(window) and last > len(window) // 2
 
 
-def _is_onnx(f: io.BufferedReader, size: int) -> bool:
+def _is_onnx(data: Buffer, size: int) -> bool:
     """Walk the top-level protobuf fields: all must be ModelProto fields, a graph present.
 
-    Only tags and lengths are read; length-delimited bodies are skipped with a seek, so
-    a multi-GB model costs a handful of reads.
+    Only tags and lengths are read; length-delimited bodies are skipped, so a multi-GB
+    model costs a handful of reads.
     """
     seen: set[int] = set()
     pos = 0
     while pos < size:
-        f.seek(pos)
-        buf = f.read(20)
+        buf = data[pos:pos + 20]
         try:
             key, pos_in = _varint(buf, 0)
         except ValueError:

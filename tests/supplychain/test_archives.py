@@ -123,7 +123,7 @@ def test_keras_v3_archive_config_is_checked(tmp_path: Path) -> None:
         "config.json": json.dumps(config).encode(), "metadata.json": b"{}",
         "model.weights.h5": b"\x89HDF\r\n\x1a\n" + b"\0" * 64})
     result = scan_path(path)
-    assert result.files[0].format == "keras"
+    assert result.files[0].format == "keras-v3"
     assert {(f.evidence["rule"], f.severity) for f in result.findings} == {
         ("keras-lambda", Severity.CRITICAL)}
 

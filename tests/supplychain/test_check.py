@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import pickle
 from pathlib import Path
 
@@ -50,9 +51,13 @@ def test_unreadable_file_is_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyP
     path = tmp_path / "m.pkl"
     path.write_bytes(pickle.dumps([1]))
 
-    def refuse(*args: object, **kwargs: object) -> object:
-        raise PermissionError(13, "Permission denied")
+    real_open = os.open
 
-    monkeypatch.setattr("bastion.supplychain.scanner.open", refuse, raising=False)
+    def refuse(file: str, flags: int, *args: int, **kwargs: int) -> int:
+        if str(file) == str(path):  # root reads any file: refuse this one by hand
+            raise PermissionError(13, "Permission denied")
+        return real_open(file, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", refuse)
     with pytest.raises(UnreadableInputError, match="cannot read"):
         CHECKS.get("supplychain")().run(Target(model_path=path), ScanContext())

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import sys
 import zipfile
 from pathlib import Path
 
@@ -63,7 +64,7 @@ def test_benign_ml_files_are_clean(benign: Path) -> None:
     assert result.errors == [] and result.skipped == []
     formats = {Path(f.path).name: f.format for f in result.files}
     assert formats["state.pt"] == "torch-zip" and formats["legacy.pt"] == "torch-legacy"
-    assert formats["script.pt"] == "torchscript" and formats["arrays.npz"] == "npz"
+    assert formats["script.pt"] == "torchscript" and formats["arrays.npz"] == "numpy-npz"
     assert formats["model.joblib.gz"] == "gzip" and formats["model.safetensors"] == "safetensors"
 
 
@@ -173,14 +174,14 @@ def test_unreadable_file_is_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyP
     path = tmp_path / "locked.pkl"
     path.write_bytes(pickle.dumps([1]))
     (tmp_path / "fine.pkl").write_bytes(pickle.dumps([2]))
-    real_open = open
+    real_open = os.open
 
-    def guarded(file: object, *args: object, **kwargs: object) -> object:
-        if str(file) == str(path):
+    def guarded(file: str, flags: int, *args: int, **kwargs: int) -> int:
+        if str(file) == str(path):  # root reads any file: refuse this one by hand
             raise PermissionError(13, "Permission denied")
-        return real_open(file, *args, **kwargs)  # type: ignore[call-overload]
+        return real_open(file, flags, *args, **kwargs)
 
-    monkeypatch.setattr("bastion.supplychain.scanner.open", guarded, raising=False)
+    monkeypatch.setattr(os, "open", guarded)
     result = scan_path(tmp_path)
     assert [e.path for e in result.errors] == [str(path)]
     assert "cannot read: Permission denied" in result.errors[0].message
@@ -290,6 +291,36 @@ def test_bare_zlib_joblib_is_decompressed_and_judged(tmp_path: Path) -> None:
                 tmp_path / "benign.joblib", compress=3)
     (tmp_path / "hostile.joblib").write_bytes(zlib.compress(b"\x80\x02cposix\ngetcwd\n)R."))
     benign = scan(tmp_path / "benign.joblib")
-    assert benign.clear and benign.files[0].format == "joblib-zlib"
+    assert benign.clear and benign.files[0].format == "zlib"
     hostile = scan(tmp_path / "hostile.joblib")
     assert [f.severity.value for f in hostile.findings] == ["critical"]
+
+
+def _lz4_joblib(tmp_path: Path) -> tuple[Path, Path]:
+    pytest.importorskip("lz4")
+    x = np.random.default_rng(0).normal(size=(30, 3))
+    benign = tmp_path / "benign.joblib"
+    joblib.dump(LogisticRegression().fit(x, (x[:, 0] > 0).astype(int)), benign, compress="lz4")
+    hostile = tmp_path / "hostile.joblib"
+    joblib.dump({"m": _Getcwd()}, hostile, compress="lz4")
+    return benign, hostile
+
+
+def test_lz4_joblib_is_decompressed_and_judged(tmp_path: Path) -> None:
+    benign, hostile = _lz4_joblib(tmp_path)
+    result = scan_path(benign)
+    assert result.clear and result.files[0].format == "lz4"
+    assert scan_path(hostile).worst() is Severity.CRITICAL
+
+
+def test_lz4_without_the_package_is_a_finding_not_a_skip(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    benign, _ = _lz4_joblib(tmp_path)
+    monkeypatch.setitem(sys.modules, "lz4", None)  # import lz4 now raises ImportError
+    monkeypatch.setitem(sys.modules, "lz4.frame", None)
+    result = scan_path(benign)
+    [finding] = result.findings
+    assert finding.evidence["rule"] == "unscanned-compression"
+    assert finding.severity is Severity.MEDIUM and "bastion-ml[supplychain]" in finding.description
+    assert result.skipped == [] and result.errors == [] and not result.clear

@@ -25,6 +25,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import IO, Any
 
+from bastion.formats import Format, zip_kind
 from bastion.report.finding import Severity
 from bastion.supplychain._graphs import scan_keras_config
 from bastion.supplychain._issue import Issue
@@ -33,6 +34,7 @@ __all__ = ["Limits", "decompressed", "scan_tar", "scan_zip"]
 
 # scan_member(data, member_name, depth) -> (format, issues)
 ScanMember = Callable[[Any, str, int], tuple[str, list[Issue]]]
+_TORCH_ARCHIVES = (Format.TORCH_ZIP, Format.TORCHSCRIPT)
 
 _SPILL = 64 << 20
 _TENSOR_PAYLOAD = re.compile(r"(?:^|/)(?:data|\.data)/\d+$|(?:^|/)\.data/")
@@ -63,29 +65,28 @@ def _unsafe_name(name: str) -> bool:
 
 def scan_zip(
     fileobj: IO[bytes], scan_member: ScanMember, depth: int, limits: Limits
-) -> tuple[str, list[Issue]]:
+) -> tuple[Format, list[Issue]]:
     """Check a zip's directory, then scan the members that can hold code."""
     try:
         archive = zipfile.ZipFile(fileobj)
         infos = archive.infolist()
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as err:
-        return "zip", [_issue(
+        return Format.ZIP, [_issue(
             "malformed-archive", Severity.HIGH, "Zip archive is truncated or corrupt",
             f"The archive cannot be listed ({err}); a loader may still read a part of it.",
             "zip",
         )]
     issues = _directory_issues(infos, limits)
-    names = {i.filename for i in infos}
-    kind = _zip_kind(names)
+    kind = zip_kind({i.filename for i in infos})
     for info in infos[: limits.max_entries]:
         name = info.filename
         if name.endswith("/") or _unsafe_name(name):
             continue
-        if kind in ("torch-zip", "torchscript") and _TENSOR_PAYLOAD.search(name):
+        if kind in _TORCH_ARCHIVES and _TENSOR_PAYLOAD.search(name):
             continue  # raw tensor bytes: never read
-        if kind == "keras" and name.endswith(".weights.h5"):
+        if kind is Format.KERAS_V3 and name.endswith(".weights.h5"):
             continue  # weights only; the config names every layer
-        if kind == "torchscript" and name.endswith(".py"):
+        if kind is Format.TORCHSCRIPT and name.endswith(".py"):
             issues.extend(_torchscript_code(fileobj, info, limits))
             continue
         if depth >= limits.max_depth:
@@ -99,11 +100,11 @@ def scan_zip(
                 issues.append(problem.inside(name))
                 if data is None:
                     continue
-            if kind == "keras" and name == "config.json":
+            if kind is Format.KERAS_V3 and name == "config.json":
                 found = _keras_config(data)
             else:
                 _, found = scan_member(data, name, depth + 1)
-        if kind == "torchscript":
+        if kind is Format.TORCHSCRIPT:
             found = [i for i in found if not _torchscript_builtin(i)]
         issues.extend(i.inside(name) for i in found)
     return kind, issues
@@ -123,19 +124,6 @@ def _keras_config(data: Any) -> list[Issue]:
         return [_issue("malformed-keras", Severity.MEDIUM, "Keras config.json is not JSON",
                        "The model config cannot be parsed.", "config.json")]
     return scan_keras_config(config)
-
-
-def _zip_kind(names: set[str]) -> str:
-    if any(n.endswith("data.pkl") for n in names):
-        if any("/code/" in n or n.startswith("code/") for n in names) or \
-                any(n.endswith("constants.pkl") for n in names):
-            return "torchscript"
-        return "torch-zip"
-    if names and all(n.endswith(".npy") for n in names):
-        return "npz"
-    if "config.json" in names and ("metadata.json" in names or "model.weights.h5" in names):
-        return "keras"
-    return "zip"
 
 
 def _directory_issues(infos: list[zipfile.ZipInfo], limits: Limits) -> list[Issue]:
@@ -342,31 +330,50 @@ def scan_tar(
     return issues
 
 
-_STREAMS: dict[str, Callable[[], Any]] = {
-    "gzip": lambda: zlib.decompressobj(31),
-    "joblib-zlib": lambda: zlib.decompressobj(),
-    "bz2": bz2.BZ2Decompressor,
-    "xz": lzma.LZMADecompressor,
+def _lz4() -> Any:
+    import lz4.frame  # type: ignore[import-not-found,unused-ignore]
+
+    return lz4.frame.LZ4FrameDecompressor()
+
+
+_STREAMS: dict[Format, Callable[[], Any]] = {
+    Format.GZIP: lambda: zlib.decompressobj(31),
+    Format.ZLIB: zlib.decompressobj,
+    Format.BZ2: bz2.BZ2Decompressor,
+    Format.XZ: lzma.LZMADecompressor,
+    Format.LZMA: lambda: lzma.LZMADecompressor(lzma.FORMAT_ALONE),
+    Format.LZ4: _lz4,
 }
+_CHUNK = 64 << 10  # compressed bytes per step: one step inflates to at most ~64 MiB
 
 
 @contextmanager
 def decompressed(
-    fileobj: IO[bytes], fmt: str, compressed_size: int, limits: Limits
+    fileobj: IO[bytes], fmt: Format, compressed_size: int, limits: Limits
 ) -> Iterator[tuple[Any, Issue | None]]:
-    """The decompressed content of a gzip/bz2/xz/joblib-zlib stream, capped like a zip member."""
-    if fmt == "joblib-zlib":
-        head = fileobj.read(32)
-        start = head.find(b"x")  # joblib's 'ZF0x<length>' prefix, then a zlib stream
-        fileobj.seek(start if start >= 0 else 0)
-    decoder = _STREAMS[fmt]()
+    """The decompressed content of a compressed stream, capped like a zip member.
+
+    An lz4 stream without the ``lz4`` package is a finding (its content is unchecked),
+    never a silent skip.
+    """
+    head = fileobj.read(32)
+    # joblib < 0.10 writes 'ZF0x<length>' and padding before the zlib stream
+    fileobj.seek(max(head.find(b"x", 4), 0) if head[:4] == b"ZF0x" else 0)
+    try:
+        decoder = _STREAMS[fmt]()
+    except ImportError:
+        yield b"", _issue(
+            "unscanned-compression", Severity.MEDIUM, f"{fmt} stream not scanned",
+            f"The file is compressed with {fmt}: install bastion-ml[supplychain] to scan "
+            "it. Until then its content (joblib writes a pickle) is unchecked.", str(fmt))
+        return
     cap = min(limits.max_member_bytes, max(compressed_size, 1) * limits.max_ratio + _SPILL)
     with _sink() as (write, result):
         written = 0
         problem: Issue | None = None
         try:
             while True:
-                chunk = fileobj.read(1 << 20)
+                chunk = fileobj.read(_CHUNK)
                 if not chunk:
                     break
                 out = decoder.decompress(chunk)
@@ -378,7 +385,7 @@ def decompressed(
                 write(out)
                 if getattr(decoder, "eof", False):
                     break
-        except (zlib.error, OSError, EOFError, lzma.LZMAError) as err:
+        except (zlib.error, OSError, EOFError, lzma.LZMAError, RuntimeError) as err:
             problem = _issue("malformed-archive", Severity.HIGH, f"{fmt} stream is corrupt",
                              f"Decompression failed: {err}.", fmt)
         yield result(), problem

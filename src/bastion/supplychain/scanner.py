@@ -20,10 +20,19 @@ from pathlib import Path
 from typing import Any
 
 from bastion.errors import InputNotFoundError, UnsafeArtifactError
+from bastion.formats import (
+    CODE_FORMATS,
+    COMPRESSED_FORMATS,
+    PICKLE_SUFFIXES,
+    SUFFIX_FORMATS,
+    Format,
+    detect_content,
+    sniff,
+    suffix_mismatch,
+)
 from bastion.progress import ProgressSink, emit
 from bastion.report.finding import Finding, Severity
 from bastion.supplychain._archives import Limits, decompressed, scan_tar, scan_zip
-from bastion.supplychain._detect import CODE_FORMATS, PROTO0_START, SUFFIX_FORMATS, detect
 from bastion.supplychain._graphs import scan_keras_h5, scan_onnx, scan_savedmodel
 from bastion.supplychain._headers import (
     CannotScan,
@@ -57,9 +66,12 @@ _CODE_RULES = frozenset({
 })
 _SECRET_ATLAS = ["AML.T0055"]  # Unsecured Credentials
 _READ_WHOLE = 1 << 20  # files up to this size are read, larger ones memory-mapped
-_PICKLE_SUFFIXES = (".pkl", ".pickle", ".pt", ".pth", ".bin", ".joblib", ".ckpt", ".dat")
-_NOT_MODELS = {"text": "text file, not a model format", "tflite": (
-    "TFLite flatbuffer: holds no code, not analysed"), "unknown": "unknown binary format"}
+_COMPRESSED_SUFFIXES = (".gz", ".bz2", ".xz", ".lzma", ".lz4", ".z")
+_NOT_MODELS = {
+    Format.TFLITE: "TFLite flatbuffer: holds no code, not analysed",
+    Format.PARQUET: "Parquet table: holds no code, not analysed",
+    Format.UNKNOWN: "unknown binary format",
+}
 
 _RECOMMEND = {
     "dangerous-global": "Do not load this file. Get the model from its publisher again, "
@@ -227,37 +239,42 @@ def _scan_file(
 @contextmanager
 def _mapped(path: str) -> Iterator[Any]:
     """The file's bytes: read when small, memory-mapped (never read whole) when large."""
-    with open(path, "rb") as fh:
-        size = os.fstat(fh.fileno()).st_size
+    fd = os.open(path, os.O_RDONLY)  # no buffered file object: a third of a small scan
+    try:
+        size = os.fstat(fd).st_size
         if size <= _READ_WHOLE:
-            yield fh.read()  # one read is cheaper than mapping a small file
+            yield _read(fd, size)
             return
-        with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+        with mmap.mmap(fd, 0, access=mmap.ACCESS_READ) as mm:
             yield mm
+    finally:
+        os.close(fd)
+
+
+def _read(fd: int, size: int) -> bytes:
+    """All of a small file (a file growing while read stops at its size then)."""
+    data = os.read(fd, size)
+    parts = [data]
+    while data and sum(map(len, parts)) < size:
+        data = os.read(fd, size)
+        parts.append(data)
+    return data if len(parts) == 1 else b"".join(parts)
 
 
 def _scan_blob(
     data: Any, name: str, depth: int, limits: Limits, path: str | None = None
 ) -> tuple[str, list[Issue]]:
     """Detect and analyse one file or archive member; raises _Skip or CannotScan."""
-    fmt = detect(bytes(data[:4096]), name, len(data))
-    issues = _mismatch(fmt, name)
-    if fmt == "empty":
+    if not len(data):
         raise _Skip("empty file (0 bytes)")
-    if fmt in _NOT_MODELS and name.lower().endswith(_PICKLE_SUFFIXES):
-        fmt = "pickle"  # a pickle suffix on unknown content: analyse, report what breaks
-    elif fmt == "text" and data[0] in PROTO0_START and analyse_pickle(
-            data, max_pickles=1).n_pickles == 1:
-        fmt = "pickle"  # protocol 0 is printable text: a complete pickle is a pickle
-    if fmt == "text" and name == "tokenizer_config.json":
-        issues += scan_tokenizer_config(data)
-    if fmt == "text" and path is not None and len(data) <= MAX_TEXT_BYTES and available():
-        return fmt, issues + find_secrets(Path(path))  # configs, notebooks: secrets
-    if fmt == "text" and issues:
-        return fmt, issues
-    if fmt in _NOT_MODELS:
-        raise _Skip(_NOT_MODELS[fmt] if fmt != "text" or len(data) <= MAX_TEXT_BYTES
-                    else "text file over 1 MiB: not searched for secrets")
+    suffix = os.path.splitext(name)[1].lower()
+    fmt = sniff(data) or detect_content(data, suffix)
+    if fmt is Format.CSV:
+        fmt = Format.TEXT  # for this scanner a table is text: searched for secrets
+    if (fmt in (Format.TEXT, Format.UNKNOWN) and suffix in PICKLE_SUFFIXES) or \
+            (fmt is Format.TEXT and detect_content(data) is Format.PICKLE):
+        fmt = Format.PICKLE  # a pickle suffix on unknown content, or a protocol-0 pickle
+    issues: list[Issue] = []
 
     def member(inner: Any, inner_name: str, inner_depth: int) -> tuple[str, list[Issue]]:
         try:
@@ -268,38 +285,49 @@ def _scan_blob(
             return "error", [Issue("member-not-scanned", Severity.MEDIUM,
                                    "Archive member could not be scanned", str(err), inner_name)]
 
-    if fmt == "pickle":
+    if fmt is Format.PICKLE or fmt is Format.JOBLIB:
         issues += _pickle(data)
-    elif fmt == "torch-legacy":
+    elif fmt is Format.TORCH_LEGACY:
         found = analyse_pickle(data, max_pickles=5)
         issues += found.issues + _incomplete(found.complete)
-    elif fmt == "zip":
+    elif fmt is Format.ZIP:
         with _open(data, path) as fh:
-            fmt, found_issues = scan_zip(fh, member, depth, limits)
-        issues += found_issues
-    elif fmt == "tar":
+            fmt, issues = scan_zip(fh, member, depth, limits)
+    elif fmt is Format.TAR:
         with _open(data, path) as fh:
             issues += scan_tar(fh, member, depth, limits)
-    elif fmt in ("gzip", "bz2", "xz", "joblib-zlib"):
+    elif fmt in COMPRESSED_FORMATS:
         issues += _compressed(data, fmt, name, depth, limits, path, member)
-    elif fmt == "lz4":
-        raise CannotScan("lz4-compressed file: install lz4 to scan it")
-    elif fmt == "npy":
+    elif fmt is Format.NUMPY_NPY:
         issues += scan_npy(data)
-    elif fmt == "safetensors":
+    elif fmt is Format.SAFETENSORS:
         issues += scan_safetensors(data)
-    elif fmt == "gguf":
+    elif fmt is Format.GGUF:
         issues += scan_gguf(data)
-    elif fmt == "hdf5":
+    elif fmt is Format.HDF5 or fmt is Format.KERAS_H5:
         issues += scan_keras_h5(path if path is not None else data)
-    elif fmt == "onnx":
+    elif fmt is Format.ONNX or (fmt is Format.UNKNOWN and suffix == ".onnx"):
+        fmt = Format.ONNX  # a model named .onnx that does not parse is a finding there
         issues += scan_onnx(data)
-    elif name.endswith("saved_model.pb"):
-        fmt = "savedmodel"
+    elif fmt is Format.UNKNOWN and name.endswith("saved_model.pb"):
+        fmt = Format.TF_SAVEDMODEL
         issues += scan_savedmodel(data)
+    elif fmt is Format.TEXT:
+        return fmt.value, _mismatch(fmt, name) + _text(data, name, path)
     else:
-        raise _Skip(f"{fmt} file that is not a SavedModel")
-    return fmt, issues
+        raise _Skip(_NOT_MODELS.get(fmt, f"{fmt} file: not analysed"))
+    return fmt.value, _mismatch(fmt, name) + issues
+
+
+def _text(data: Any, name: str, path: str | None) -> list[Issue]:
+    """Configs, notebooks and model cards: chat templates and secrets; else a skip."""
+    issues = scan_tokenizer_config(data) if name == "tokenizer_config.json" else []
+    if path is not None and len(data) <= MAX_TEXT_BYTES and available():
+        return issues + find_secrets(Path(path))
+    if issues:
+        return issues
+    raise _Skip("text file, not a model format" if len(data) <= MAX_TEXT_BYTES
+                else "text file over 1 MiB: not searched for secrets")
 
 
 def _pickle(data: Any) -> list[Issue]:
@@ -324,12 +352,12 @@ def _incomplete(complete: bool) -> list[Issue]:
 
 
 def _compressed(
-    data: Any, fmt: str, name: str, depth: int, limits: Limits, path: str | None, member: Any,
+    data: Any, fmt: Format, name: str, depth: int, limits: Limits, path: str | None, member: Any,
 ) -> list[Issue]:
     if depth >= limits.max_depth:
         return [Issue("nested-too-deep", Severity.MEDIUM, "Compression nested too deep",
                       f"{fmt} stream inside {depth} containers was not opened.", fmt)]
-    inner_name = name.rsplit(".", 1)[0] if name.lower().endswith((".gz", ".bz2", ".xz", ".z")) \
+    inner_name = name.rsplit(".", 1)[0] if name.lower().endswith(_COMPRESSED_SUFFIXES) \
         else name
     with _open(data, path) as fh, decompressed(fh, fmt, len(data), limits) as (inner, problem):
         issues = [problem] if problem is not None else []
@@ -363,16 +391,21 @@ class _MapFile:
         return True
 
 
-def _mismatch(fmt: str, name: str) -> list[Issue]:
-    suffix = os.path.splitext(name.lower())[1]
+def _mismatch(fmt: Format, name: str) -> list[Issue]:
+    """A name that promises a data-only format (.safetensors, .npy, .json...) on other
+    content; names that promise a pickle already say that loading may run code."""
+    suffix = os.path.splitext(name)[1].lower()
     promised = SUFFIX_FORMATS.get(suffix)
-    if promised is None or fmt in promised or fmt in ("empty", "unknown"):
+    if promised is None or promised & CODE_FORMATS or fmt is Format.UNKNOWN:
+        return []
+    line = suffix_mismatch(name, fmt)
+    if line is None:
         return []
     code = fmt in CODE_FORMATS
     return [Issue(
         "format-mismatch", Severity.HIGH if code else Severity.MEDIUM,
         f"{suffix} file is really {fmt}",
-        f"The name promises {'/'.join(sorted(promised))} but the content is {fmt}"
+        f"The file is {line}"
         + ("; a loader that trusts the suffix's safety could run code." if code else "."),
         f"{suffix}->{fmt}",
     )]
