@@ -119,6 +119,7 @@ def test_bpda_recovers_the_attack_through_tv_denoising(digits_eval) -> None:
     assert _fooled(defended, pgd(view, x, y).x_adv, y) >= 0.8 * undefended
 
 
+@pytest.mark.slow
 def test_eot_attack_beats_a_single_draw_attack_on_random_resize_pad(digits_eval) -> None:
     model, x, y = digits_eval
     defended = transformed(model, RandomResizePad(min_scale=0.8), seed=1)

@@ -147,8 +147,9 @@ def test_transform_refuses_what_it_cannot_do(transform, shape, error) -> None:
         transformed(_linear(shape), transform)
 
 
-@pytest.mark.parametrize("transform", [JPEG(quality=75), BitDepth(bits=4), TVDenoise()],
-                         ids=lambda t: type(t).__name__)
+@pytest.mark.parametrize("transform", [
+    JPEG(quality=75), BitDepth(bits=4), pytest.param(TVDenoise(), marks=pytest.mark.slow),
+], ids=lambda t: type(t).__name__)
 def test_masking_transform_stops_plain_pgd_without_costing_accuracy(cnn, transform) -> None:
     model, x, y = cnn
     defended = transformed(model, transform)
