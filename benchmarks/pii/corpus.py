@@ -6,7 +6,8 @@ Values come from Faker (seeded) and are made valid with the same standards the
 recognizers check (Luhn, mod-97, VIN check digit, NHS mod 11, SSA ranges), so a miss
 is a detector's miss, not a bad label. Person names are drawn half from Faker's en_US
 lists (which bastion's dictionary also comes from) and half from its en_GB, de_DE and
-fr_FR lists, so the name score is not only a dictionary look-up of its own source.
+fr_FR lists (one sentence also it_IT and es_ES), so the name score is not only a
+dictionary look-up of its own source.
 """
 
 from __future__ import annotations
@@ -109,7 +110,10 @@ class Corpus:
 
     def __init__(self, seed: int = 0, n_notes: int = 400, n_rows: int = 2000) -> None:
         self.rng = random.Random(seed)
-        self.fakers = {loc: Faker(loc) for loc in ("en_US", "en_GB", "de_DE", "fr_FR")}
+        self.fakers = {
+            loc: Faker(loc)
+            for loc in ("en_US", "en_GB", "de_DE", "fr_FR", "it_IT", "es_ES", "en_AU")
+        }
         for i, f in enumerate(self.fakers.values()):
             f.seed_instance(seed + i)
         self.us = self.fakers["en_US"]
@@ -121,6 +125,10 @@ class Corpus:
         f = self.fakers[loc]
         return f"{f.first_name()} {f.last_name()}"
 
+    def _any_name(self) -> str:
+        f = self.fakers[self.rng.choice(["en_US", "en_GB", "de_DE", "fr_FR", "it_IT", "es_ES"])]
+        return f"{f.first_name()} {f.last_name()}"
+
     def _phone(self) -> str:
         area = self.rng.choice([212, 415, 312, 617, 303, 206, 512, 404, 713, 202])
         exch = self.rng.randint(200, 989)
@@ -128,14 +136,20 @@ class Corpus:
         return self.rng.choice([f"({area}) {exch}-{line}", f"{area}-{exch}-{line}",
                                 f"{area}.{exch}.{line}", f"+1 {area} {exch} {line}"])  # fmt: skip
 
-    def _gb_phone(self) -> str:
-        """A UK number from Faker that libphonenumber calls valid. Faker's en_GB formats
-        also yield Ofcom's drama ranges (``01632 960xxx``, ``0115 496 0xxx``: reserved for
-        fiction, never assigned to anyone) and 10-digit ``029``/``028`` numbers one digit
-        short of dialable; neither reaches a person, so neither is labelled a phone."""
+    def _foreign_phone(self, locale: str) -> str:
+        """A Faker number of ``locale`` that libphonenumber calls valid in that country.
+        Faker's en_GB formats also yield Ofcom's drama ranges (``01632 960xxx``,
+        ``0115 496 0xxx``: reserved for fiction, never assigned to anyone) and 10-digit
+        ``029``/``028`` numbers one digit short of dialable; neither reaches a person, so
+        neither is labelled a phone. The same rule holds for every locale."""
+        region = locale.split("_")[1]
         while True:
-            value = self.fakers["en_GB"].phone_number()
-            if phonenumbers.is_valid_number(phonenumbers.parse(value, "GB")):
+            value = self.fakers[locale].phone_number()
+            try:
+                number = phonenumbers.parse(value, region)
+            except phonenumbers.NumberParseException:
+                continue
+            if phonenumbers.is_valid_number(number):
                 return value
 
     def _date(self) -> str:
@@ -226,8 +240,19 @@ class Corpus:
             # Harder forms: a name in running text with no label, a foreign number, a
             # country without a cue word.
             ["Spoke with ", (self._name(), "PERSON"), " about the results. "],
-            ["Sister reachable on ", (self._gb_phone(), "PHONE_NUMBER"), ". "],
+            ["Sister reachable on ", (self._foreign_phone("en_GB"), "PHONE_NUMBER"), ". "],
             ["Travelled to ", (self.fakers["en_GB"].country(), "LOCATION"), " last spring. "],
+            # Added with the second round of recognizer work: a name with no cue word
+            # before it (any of six locales), and numbers written the way Germany, France
+            # and Australia write them, with no phone word nearby.
+            ["Results sent to ", (self._any_name(), "PERSON"), " by post. "],
+            [
+                "Office line in ",
+                r.choice(["Munich", "Lyon", "Perth"]),
+                ": ",
+                (self._foreign_phone(r.choice(["de_DE", "fr_FR", "en_AU"])), "PHONE_NUMBER"),
+                ". ",
+            ],
         ]
 
     def _negatives(self) -> list[str]:

@@ -32,6 +32,11 @@ POSITIVES = [
         "+44306 999 0150",
     ),
     ("NHS number 943 476 5919. Reachable on 02074960005.", "PHONE_NUMBER", "02074960005"),
+    # National formats of Australia, France and Germany, and a bare number with no cue.
+    ("Perth office (03) 3788 7623", "PHONE_NUMBER", "(03) 3788 7623"),
+    ("Lyon: 05 45 23 28 60.", "PHONE_NUMBER", "05 45 23 28 60"),
+    ("Munich (02328) 60129", "PHONE_NUMBER", "(02328) 60129"),
+    ("Office line in Lyon: 0430830401.", "PHONE_NUMBER", "0430830401"),
     ("IBAN DE89 3704 0044 0532 0130 00 please", "IBAN_CODE", "DE89 3704 0044 0532 0130 00"),
     ("pay GB82WEST12345698765432", "IBAN_CODE", "GB82WEST12345698765432"),
     ("login from 192.168.10.24 failed", "IP_ADDRESS", "192.168.10.24"),
@@ -94,6 +99,7 @@ HARD_NEGATIVES = [
     "md5 d41d8cd98f00b204e9800998ecf8427e",
     "uuid 123e4567-e89b-12d3-a456-426614174000",  # opt-in only
     "flat QQ1 1AA",  # QQ is no postcode area
+    "build S1E4M3 passed",  # postal-code letters run together, with no cue
     "vitamin B12 3 times, E11 9",  # near-postcodes
     "BP 120/80 mmHg, HR 72",  # blood pressure
     "glucose 5.6 mmol/L, HbA1c 6.5%, creatinine 1.02 mg/dL",  # lab values
@@ -108,7 +114,8 @@ HARD_NEGATIVES = [
     "IMEI 490154203237519",  # fails Luhn
     "count 123456789 rows",  # bare nine digits, no context
     "batch 01234567890123 done",  # a long zero-led code is no phone number
-    "ref 02074960005 filed",  # bare trunk-0 digits with no phone cue
+    "ref 02074960005 filed",  # bare trunk-0 digits introduced as a reference
+    "Tracking 0430830401 and claim 0219636205",  # ... as other kinds of number
     "call about order 01144960759",  # the nearest cue says order number
     "call +44 1632 960 430",  # Ofcom's drama range, assigned to no one
     "phone +44 29 2018 648",  # a Cardiff 029 number one digit short

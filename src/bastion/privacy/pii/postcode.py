@@ -18,6 +18,11 @@ _UK_AREAS = frozenset((
     "WS", "WV", "YO", "ZE",
 ))  # fmt: skip
 
+_UK_OUT = r"[A-Z]{1,2}\d[A-Z\d]?"
+_UK_IN = r"\d[ABD-HJLNP-UW-Z]{2}"
+_CA_FSA = r"[ABCEGHJ-NPRSTVXY]\d[ABCEGHJ-NPRSTV-Z]"
+_CA_LDU = r"\d[ABCEGHJ-NPRSTV-Z]\d"
+
 
 def _validate(value: str) -> str | None:
     if value[1].isdigit() and value[0] in "ABCEGHJKLMNPRSTVXY" and value[2].isalpha():
@@ -30,18 +35,14 @@ POSTCODE = RECOGNIZERS.register("postcode")(
     Recognizer(
         entity="ZIP_CODE",
         patterns=(
-            Pattern(
-                name="uk-postcode",
-                regex=r"\b[A-Z]{1,2}\d[A-Z\d]? ?\d[ABD-HJLNP-UW-Z]{2}\b",
-                score=0.6,
-            ),
-            Pattern(
-                name="ca-postal-code",
-                regex=r"\b[ABCEGHJ-NPRSTVXY]\d[ABCEGHJ-NPRSTV-Z] ?\d[ABCEGHJ-NPRSTV-Z]\d\b",
-                score=0.6,
-            ),
+            # Written with the space, both formats are distinctive; run together
+            # (``S1E4M3``) they look like any short code, so they need a cue.
+            Pattern(name="uk-postcode", regex=rf"\b{_UK_OUT} {_UK_IN}\b", score=0.6),
+            Pattern(name="ca-postal-code", regex=rf"\b{_CA_FSA} {_CA_LDU}\b", score=0.6),
+            Pattern(name="uk-postcode-compact", regex=rf"\b{_UK_OUT}{_UK_IN}\b", score=0.4),
+            Pattern(name="ca-postal-code-compact", regex=rf"\b{_CA_FSA}{_CA_LDU}\b", score=0.4),
         ),
-        context=("postcode", "postal", "post", "zip", "address"),
+        context=("postcode", "postal", "post", "zip", "address", "code"),
         validate=_validate,
         validator_name="postcode area / postal-code alphabet",
         categories=("HIPAA:geographic", "GDPR:personal-data", "CCPA:personal-information"),
