@@ -50,7 +50,7 @@ def _linear(shape: tuple[int, ...], bounds: tuple[float, float] = (0.0, 1.0)) ->
 def test_transform_keeps_shape_and_bounds(transform, shape) -> None:
     model = transformed(_linear(shape, bounds=(-1.0, 2.0)), transform)
     x = torch.rand((5, *shape), generator=GEN) * 3 - 1
-    out = model.apply(x)
+    out = model.preprocess(x)
     assert out.shape == x.shape
     assert float(out.min()) >= -1.0 - 1e-6 and float(out.max()) <= 2.0 + 1e-6
     assert model.predict_proba(x.numpy()).shape == (5, 4)
@@ -98,11 +98,11 @@ def test_random_resize_pad_is_seeded_and_random_across_calls() -> None:
     net = _linear((1, 8, 8))
     x = torch.rand((6, 1, 8, 8), generator=GEN) + 0.5
     a, b = (transformed(net, RandomResizePad(min_scale=0.5), seed=3) for _ in range(2))
-    first = a.apply(x)
-    torch.testing.assert_close(first, b.apply(x))
-    assert not torch.equal(first, a.apply(x))  # a fresh draw on the next call
+    first = a.preprocess(x)
+    torch.testing.assert_close(first, b.preprocess(x))
+    assert not torch.equal(first, a.preprocess(x))  # a fresh draw on the next call
     assert not torch.equal(first, transformed(net, RandomResizePad(min_scale=0.5),
-                                              seed=4).apply(x))
+                                              seed=4).preprocess(x))
     # each image becomes one s x s block of content (4 <= s <= 8) inside zero padding
     for image in first[:, 0]:
         rows, cols = (image > 0).any(1).nonzero(), (image > 0).any(0).nonzero()

@@ -72,7 +72,7 @@ class BPDA:
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         lo, hi = self.bounds
         with torch.no_grad():
-            forward = self.defended.apply(x.detach())
+            forward = self.defended.preprocess(x.detach())
         smooth = lo + self.approximation(((x - lo) / (hi - lo)).clamp(0, 1)) * (hi - lo)
         return self._white.logits(smooth + (forward - smooth).detach())
 

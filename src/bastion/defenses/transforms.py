@@ -303,7 +303,7 @@ class TransformedClassifier:
     def reset_queries(self) -> None:
         self.model.reset_queries()
 
-    def apply(self, x: torch.Tensor) -> torch.Tensor:
+    def preprocess(self, x: torch.Tensor) -> torch.Tensor:
         """The transformed batch, in the model's bounds; keeps autograd where it can."""
         lo, hi = self.bounds
         unit = ((x - lo) / (hi - lo)).clamp(0, 1)
@@ -311,7 +311,7 @@ class TransformedClassifier:
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         with torch.no_grad():
-            moved = self.apply(torch.as_tensor(np.asarray(x), dtype=torch.float32))
+            moved = self.preprocess(torch.as_tensor(np.asarray(x), dtype=torch.float32))
         return self.model.predict_proba(moved.numpy())
 
 
@@ -333,9 +333,9 @@ class TransformedDifferentiable(TransformedClassifier):
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         if self.transform.differentiable:
-            return self._white.logits(self.apply(x))
+            return self._white.logits(self.preprocess(x))
         with torch.no_grad():
-            moved = self.apply(x.detach())
+            moved = self.preprocess(x.detach())
         return self._white.logits(moved + 0 * x)
 
 
