@@ -602,9 +602,11 @@ class _Machine:
     def setitems(self, target: Any, items: list[Any]) -> None:
         if type(target) is not dict or len(target) >= _MAX_ITEMS:
             return
-        items = items[: 2 * (_MAX_ITEMS - len(target))]
-        try:
-            target.update(zip(items[::2], items[1::2], strict=True))
+        room = 2 * (_MAX_ITEMS - len(target))
+        if len(items) > room:
+            items = items[:room]
+        try:  # callers checked that the items pair up
+            target.update(zip(items[::2], items[1::2]))  # noqa: B905
         except TypeError:  # an unhashable key (a list, or a tuple holding one): skip it
             for i in range(0, len(items), 2):
                 with contextlib.suppress(TypeError):

@@ -157,7 +157,8 @@ def scan_path(
     targets = [item for root in roots for item in _walk(root, result)]
     for done, (path, regular) in enumerate(targets, 1):
         _scan_file(path, regular, result, limits, hashes)
-        emit(progress, "artifact scan", done, len(targets), message=os.path.basename(path))
+        if progress is not None:
+            emit(progress, "artifact scan", done, len(targets), message=os.path.basename(path))
     return result
 
 
@@ -313,10 +314,10 @@ def _scan_blob(
         fmt = Format.TF_SAVEDMODEL
         issues += scan_savedmodel(data)
     elif fmt is Format.TEXT:
-        return fmt.value, _mismatch(fmt, name) + _text(data, name, path)
+        return fmt.value, _mismatch(fmt, name, suffix) + _text(data, name, path)
     else:
         raise _Skip(_NOT_MODELS.get(fmt, f"{fmt} file: not analysed"))
-    return fmt.value, _mismatch(fmt, name) + issues
+    return fmt.value, _mismatch(fmt, name, suffix) + issues
 
 
 def _text(data: Any, name: str, path: str | None) -> list[Issue]:
@@ -391,10 +392,9 @@ class _MapFile:
         return True
 
 
-def _mismatch(fmt: Format, name: str) -> list[Issue]:
+def _mismatch(fmt: Format, name: str, suffix: str) -> list[Issue]:
     """A name that promises a data-only format (.safetensors, .npy, .json...) on other
     content; names that promise a pickle already say that loading may run code."""
-    suffix = os.path.splitext(name)[1].lower()
     promised = SUFFIX_FORMATS.get(suffix)
     if promised is None or promised & CODE_FORMATS or fmt is Format.UNKNOWN:
         return []
