@@ -72,6 +72,7 @@ __all__ = [
     "check_applicable",
     "copy_torch_model",
     "hardener_name",
+    "parse_fraction",
     "supported_hardeners",
 ]
 
@@ -205,7 +206,7 @@ def _parse(raw: str, hint: Any, what: str) -> Any:
         raise ConfigError(f"{what} must be true or false; got {raw!r}")
     if hint is int or hint is float:
         try:
-            return int(raw) if hint is int else _fraction(raw)
+            return int(raw) if hint is int else parse_fraction(raw)
         except (ValueError, ZeroDivisionError):
             raise ConfigError(f"{what} must be a number ({hint.__name__}); got {raw!r}") from None
     if hint is str:
@@ -213,7 +214,7 @@ def _parse(raw: str, hint: Any, what: str) -> Any:
     raise ConfigError(f"{what} cannot be set from the command line")
 
 
-def _fraction(raw: str) -> float:
+def parse_fraction(raw: str) -> float:
     """``"8/255"`` or ``"0.03"`` as a float: budgets are usually written as fractions."""
     if "/" in raw:
         num, den = raw.split("/", 1)
@@ -224,8 +225,14 @@ def _fraction(raw: str) -> float:
 def copy_torch_model(model: Classifier) -> TorchClassifier:
     """A deep copy of a torch-backed adapter: same weights and settings, nothing shared.
 
-    Training defenses start from this so the user's model is never mutated.
+    Training defenses start from this so the user's model is never mutated. A network
+    with every parameter frozen (the torch twin of a scikit-learn model) gets them all
+    trainable again; one that freezes only some layers keeps that choice. A
+    TorchScript module is copied through an in-memory save and load of our own bytes:
+    ``deepcopy`` gives it parameters that are not leaves, which no optimiser accepts.
     """
+    import torch
+
     from bastion.models.torch import TorchClassifier
 
     if not isinstance(model, TorchClassifier):
@@ -234,4 +241,18 @@ def copy_torch_model(model: Classifier) -> TorchClassifier:
             "give a torch model (safetensors with --factory, TorchScript) or a scikit-learn "
             "linear/MLP model"
         )
-    return copy.deepcopy(model)
+    copied = copy.deepcopy(model)
+    if isinstance(model.module, torch.jit.ScriptModule):
+        import io
+        import warnings
+
+        buffer = io.BytesIO()
+        torch.jit.save(model.module, buffer)
+        buffer.seek(0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the deprecation note on torch.jit.load
+            jit_load: Any = torch.jit.load  # untyped in torch's stubs
+            copied.module = jit_load(buffer, map_location=model.device).eval()
+    if not any(p.requires_grad for p in copied.module.parameters()):
+        copied.module.requires_grad_(True)
+    return copied

@@ -256,10 +256,17 @@ def _metrics(result: HardenResult, ev: Evaluation) -> list[Metric]:
         metrics.append(Metric(name="adaptive_robust_accuracy_after", value=ev.adaptive_after,
                               unit="ratio", description="worst case including adaptive "
                               "attacks (the number to trust)"))
-    units = {"epsilon": "epsilon", "delta": "probability", "epochs_run": "epochs"}
-    metrics += [Metric(name=f"training_{k}", value=float(v), unit=units.get(k, "value"))
+    metrics += [Metric(name=f"training_{k}", value=float(v), unit=_unit(k, ev.norm))
                 for k, v in result.metrics.items()]
     return metrics
+
+
+def _unit(key: str, norm: str) -> str:
+    """The unit of a training metric, read from its name."""
+    if key.endswith("accuracy"):
+        return "ratio"
+    return {"epsilon": "epsilon", "target_epsilon": "epsilon", "delta": "probability",
+            "epochs_run": "epochs", "eps": norm, "max_grad_norm": "l2"}.get(key, "value")
 
 
 def _charts(result: HardenResult, ev: Evaluation) -> list[Chart]:
@@ -297,5 +304,9 @@ def _recommendation(method: str, ev: Evaluation, masked: bool, no_gain: bool,
     if privacy:
         return ("Keep the privacy budget with the model card and audit membership leakage "
                 "with 'bastion scan' to confirm the guarantee in practice.")
+    if _severity(ev, privacy) >= Severity.MEDIUM:
+        return (f"{method} helped but the model stays fragile at eps={ev.eps:.3g}: train more "
+                "epochs, from a larger model, or with trades, and evaluate again with "
+                "--profile thorough.")
     return (f"Deploy the hardened model and re-run this evaluation (--profile thorough) "
             f"whenever {method} is retrained.")
