@@ -2,8 +2,11 @@
 
 A row is *suspect* when activation clustering flags it (that flag already needs a small,
 well-separated cluster inside a class) or when at least ``min_votes`` of the detectors
-flag it — spectral signatures alone always flag a fixed share of every class, and a
-label detector alone mistakes hard but honest rows for flips.
+flag it and one of those says its label is wrong (kNN label consistency or confident
+learning). Spectral signatures alone always flag a fixed share of every class, a label
+detector alone mistakes hard but honest rows for flips, and the two outlier detectors
+(spectral, isolation forest) agreeing only say a row is odd: counting that pair cost
+1-2 points of false positives on digits and breast cancer for one extra hit.
 
 With a model, spectral signatures look at its log-probabilities (the only representation
 every :class:`~bastion.typing.Classifier` exposes); the other detectors look at the
@@ -91,7 +94,9 @@ def audit(data: Dataset, *, model: Classifier | None = None, expected_fraction: 
         "isolation-forest": IsolationDetector(seed=seed)(x, y),
     }
     votes = np.sum([d.flagged for d in detections.values()], axis=0)
-    suspect = detections["activation-clustering"].flagged | (votes >= min_votes)
+    label_says = detections["knn-label-consistency"].flagged \
+        | detections["confident-learning"].flagged
+    suspect = detections["activation-clustering"].flagged | (label_says & (votes >= min_votes))
     triggers, skipped = None, {}
     if model is None:
         skipped["neural-cleanse"] = "no model given"

@@ -97,9 +97,9 @@ def audit_findings(result: AuditResult, data: Dataset, *, check: str = "poisonin
             metrics=[Metric(name="rows", value=int(labels.sum()), unit="rows"),
                      Metric(name="share", value=share, unit="fraction")],
             evidence={"rows": _ranked(result, np.flatnonzero(labels))},
-            description="Two or more detectors (neighbours' labels, confident learning, "
-                        "spectral signatures, isolation forest) single these rows out: label "
-                        "noise or label flipping.",
+            description="Two or more detectors single these rows out, at least one of "
+                        "them a label check (neighbours' labels or confident learning): "
+                        "label noise or label flipping.",
             recommendation="Review the labels of these rows; relabel or drop them.",
         ))
     per_class = {name(c): {"rows": int((y == c).sum()),
