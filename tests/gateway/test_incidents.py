@@ -324,7 +324,7 @@ def _cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]
     return int(done.value.code or 0), out, err
 
 
-def test_incidents_cli_lists_and_shows(tmp_path: Path, data: dict[str, Any],
+def test_incidents_cli_lists_shows_and_closes(tmp_path: Path, data: dict[str, Any],
                                        capsys: pytest.CaptureFixture[str]) -> None:
     app = _app(tmp_path, data)
     sink = app.state.monitor._sink
@@ -343,5 +343,10 @@ def test_incidents_cli_lists_and_shows(tmp_path: Path, data: dict[str, Any],
     code, _, err = _cli(capsys, "show", "99", *db)
     assert code == 2
     assert err.strip() == "bastion: error: no incident #99; see bastion incidents list"
+    assert app.state.incidents.open_blocks() == [("token", "aaaa")]
+    code, _, err = _cli(capsys, "close", "2", *db)
+    assert code == 0 and "closed incident #2" in err
+    assert app.state.incidents.open_blocks() == []  # not restored at the next start
+    assert _cli(capsys, "close", "99", *db)[0] == 2
     code, _, err = _cli(capsys, "list", "--database-url", f"sqlite:///{tmp_path}/gw.db-nothing")
     assert code == 2 and err.count("\n") == 1

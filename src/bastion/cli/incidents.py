@@ -1,8 +1,9 @@
-"""``bastion incidents list|show``: read the incidents the gateway's monitor recorded.
+"""``bastion incidents list|show|close``: the incidents the gateway's monitor recorded.
 
 Reads the ``gateway_incidents`` table of the gateway's database (``--database-url``, or
-``database_url`` in the ``[gateway]`` table of ``--config``). Read-only: nothing is
-created in a database that has no incidents table.
+``database_url`` in the ``[gateway]`` table of ``--config``); nothing is created in a
+database that has no incidents table. ``close`` marks an incident handled: a block it
+placed is no longer restored when the gateway starts again.
 """
 
 from __future__ import annotations
@@ -100,3 +101,17 @@ def register(app: typer.Typer) -> None:
         for action in incident.actions or [{"action": "none", "ok": True, "detail": "alert"}]:
             state = "done" if action["ok"] else "not done"
             typer.echo(f"  {action['action']:<20} {state}: {action['detail']}")
+
+    @incidents.command("close")
+    def close(
+        incident_id: int = typer.Argument(..., help="The incident's number (from list)."),
+        database_url: str | None = _DB,
+        config: Path | None = _CONFIG,
+    ) -> None:
+        """Close an incident; its block is lifted when the gateway next starts."""
+        from bastion.errors import UnknownPluginError
+
+        if not _store(database_url, config).close(incident_id):
+            raise UnknownPluginError(f"no incident #{incident_id}; see bastion incidents list")
+        typer.echo(f"closed incident #{incident_id}; restart the gateway to lift its block",
+                   err=True)

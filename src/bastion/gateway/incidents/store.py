@@ -13,7 +13,18 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Column, Float, Integer, MetaData, String, Table, Text, insert, select
+from sqlalchemy import (
+    Column,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.engine import Engine, RowMapping
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -98,6 +109,13 @@ class IncidentStore:
         with self._engine.connect() as conn:
             row = conn.execute(select(incidents).where(incidents.c.id == incident_id)).first()
         return None if row is None else _incident(row._mapping)
+
+    def close(self, incident_id: int) -> bool:
+        """Mark an incident closed; False when there is no such incident."""
+        with self._engine.begin() as conn:
+            done = conn.execute(update(incidents).where(incidents.c.id == incident_id)
+                                .values(status="closed"))
+        return bool(done.rowcount)
 
     def open_blocks(self) -> builtins.list[tuple[str, str]]:
         """Subjects of open incidents whose ``block`` action succeeded (restored on start)."""
