@@ -37,6 +37,9 @@ POSITIVES = [
     ("Lyon: 05 45 23 28 60.", "PHONE_NUMBER", "05 45 23 28 60"),
     ("Munich (02328) 60129", "PHONE_NUMBER", "(02328) 60129"),
     ("Office line in Lyon: 0430830401.", "PHONE_NUMBER", "0430830401"),
+    # Zero-led layouts of other types stay theirs, not phone numbers.
+    ("seen 03.04.2021", "DATE_TIME", "03.04.2021"),
+    ("078-12-3456", "US_SSN", "078-12-3456"),
     ("IBAN DE89 3704 0044 0532 0130 00 please", "IBAN_CODE", "DE89 3704 0044 0532 0130 00"),
     ("pay GB82WEST12345698765432", "IBAN_CODE", "GB82WEST12345698765432"),
     ("login from 192.168.10.24 failed", "IP_ADDRESS", "192.168.10.24"),

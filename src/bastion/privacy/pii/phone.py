@@ -12,6 +12,8 @@ common in exports and a missed phone number leaks while an over-redacted id does
 a word in the same sentence that introduces another kind of number (``order``, ``ref``,
 ``account``) silences it."""
 
+import re
+
 import phonenumbers
 
 from bastion.privacy.pii._engine import RECOGNIZERS, Pattern, Recognizer
@@ -32,7 +34,14 @@ _OTHER_NUMBERS = (
 )  # fmt: skip
 
 
+# Layouts that belong to other identifiers, however valid the digits are as a phone
+# number somewhere: the US SSN (078-12-3456) and day-month-year dates (03.04.2021).
+_OTHER_LAYOUTS = re.compile(r"\d{3}-\d{2}-\d{4}|\d{2}([./-])\d{2}\1\d{4}")
+
+
 def _validate(value: str) -> str | None:
+    if _OTHER_LAYOUTS.fullmatch(value):
+        return "an SSN or date layout"
     for region in REGIONS:
         try:
             number = phonenumbers.parse(value, region)
