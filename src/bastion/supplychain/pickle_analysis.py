@@ -128,7 +128,7 @@ def analyse_pickle(
     data: Any, *, start: int = 0, max_pickles: int | None = None, joblib: bool = False,
     max_ops: int = _MAX_OPS,
 ) -> PickleAnalysis:
-    """Analyse the pickle(s) in ``data`` (bytes, memoryview or mmap) from ``start``.
+    """Analyse the pickle(s) in ``data`` (bytes or mmap) from ``start``.
 
     Pickles are read back to back until the end of ``data`` or ``max_pickles``; bytes
     after the first pickle that do not form a pickle are a low-severity issue.
@@ -275,9 +275,10 @@ class _Machine:
                         raise _Malformed("BUILD on a short stack", op_at)
                     state = stack.pop()
                     after = self.build(stack[-1], state, op_at, pos)
-                    skipped += after - pos  # joblib array bytes: stepped over
-                    limit = min(size, limit + after - pos)
-                    pos = after
+                    if after != pos:  # joblib array bytes: stepped over, cost no work
+                        skipped += after - pos
+                        limit = min(size, limit + after - pos)
+                        pos = after
                     continue
                 elif op == 0x87 or op == 0x86:  # TUPLE3, TUPLE2
                     n = op - 0x84
@@ -316,12 +317,13 @@ class _Machine:
                     continue
                 elif op == 0x43 or op == 0x55:  # SHORT_BINBYTES, SHORT_BINSTRING
                     n = data[pos]
-                    pos += 1
-                    value = _const(data, size, pos, n, False, op_at)
+                    pos += n + 1
+                    if pos > size:
+                        raise _Malformed("truncated argument", op_at)
+                    value = data[pos - n:pos]  # bytes, from bytes and mmap alike
                     if op == 0x55:
-                        value = _latin1(value)
+                        value = value.decode("latin-1")
                     push(value)
-                    pos += n
                 elif op == 0x93:  # STACK_GLOBAL
                     if len(stack) < 2:
                         raise _Malformed("STACK_GLOBAL on a short stack", op_at)
