@@ -85,12 +85,14 @@ def evaluate(
     after = result.model
     stages = 3 if result.masks_gradients else 2
     emit(progress, "evaluation", 0, stages, "original model")
-    gen = torch.Generator().manual_seed(seed)
+    # Each model is attacked with the same random draws, so only the model differs.
     right_before = _correct(before, x, y)
     robust_before, names = _attack_all(before, right_before.copy(), x, y,
-                                       attacks_for(profile, before, eps, norm), gen, before)
+                                       attacks_for(profile, before, eps, norm),
+                                       torch.Generator().manual_seed(seed), before)
     emit(progress, "evaluation", 1, stages, "hardened model")
     right_after = _correct(after, x, y)
+    gen = torch.Generator().manual_seed(seed)
     robust_after, names_after = _attack_all(after, right_after.copy(), x, y,
                                             attacks_for(profile, after, eps, norm), gen, after)
     adaptive: np.ndarray | None = None
