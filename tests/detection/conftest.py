@@ -32,6 +32,26 @@ def digits_classifier(seed: int = 0, n_train: int | None = None) -> tuple[
     return model, train.x, train.y, test.x, test.y
 
 
+class Recorder:
+    """A model as a black box that remembers what an attacker asked, in order."""
+
+    def __init__(self, model: TorchClassifier) -> None:
+        self.model = model
+        self.asked: list[np.ndarray] = []
+
+    n_classes = property(lambda self: self.model.n_classes)
+    input_shape = property(lambda self: self.model.input_shape)
+    bounds = property(lambda self: self.model.bounds)
+    n_queries = property(lambda self: self.model.n_queries)
+
+    def reset_queries(self) -> None:
+        self.model.reset_queries()
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        self.asked.append(np.array(x))
+        return self.model.predict_proba(x)
+
+
 @pytest.fixture(scope="session")
 def digits() -> tuple[TorchClassifier, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     return digits_classifier()

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+from tests.detection.conftest import Recorder
 
 from bastion.attacks.extraction import JacobianAugmentation, extract_model
 from bastion.detection.extraction import PRADA, QueryDistribution
@@ -7,25 +8,6 @@ from bastion.errors import ConfigError, InvalidDataError, ShapeMismatchError
 from bastion.models.torch import TorchClassifier
 
 Digits = tuple[TorchClassifier, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
-
-
-class Recorder:
-    """The target as a black box that keeps what the attacker asked, in order."""
-
-    def __init__(self, model: TorchClassifier) -> None:
-        self.model, self.asked = model, []  # type: list[np.ndarray]
-
-    n_classes = property(lambda self: self.model.n_classes)
-    input_shape = property(lambda self: self.model.input_shape)
-    bounds = property(lambda self: self.model.bounds)
-    n_queries = property(lambda self: self.model.n_queries)
-
-    def reset_queries(self) -> None:
-        self.model.reset_queries()
-
-    def predict_proba(self, x: np.ndarray) -> np.ndarray:
-        self.asked.append(np.array(x))
-        return self.model.predict_proba(x)
 
 
 def _attack_queries(model: TorchClassifier, strategy: object, eval_x: np.ndarray,

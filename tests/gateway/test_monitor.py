@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from tests.detection.conftest import digits_classifier
+from tests.detection.conftest import Recorder, digits_classifier
 
 from bastion.attacks.evasion.pgd import PGD
 from bastion.attacks.extraction import JacobianAugmentation, extract_model
@@ -27,26 +27,6 @@ class Sink:
 
     def handle(self, alarm: Alarm) -> None:
         self.alarms.append(alarm)
-
-
-class Recorder:
-    """The model as a black box that remembers what an attacker asked."""
-
-    def __init__(self, model: TorchClassifier) -> None:
-        self.model = model
-        self.asked: list[np.ndarray] = []
-
-    n_classes = property(lambda self: self.model.n_classes)
-    input_shape = property(lambda self: self.model.input_shape)
-    bounds = property(lambda self: self.model.bounds)
-    n_queries = property(lambda self: self.model.n_queries)
-
-    def reset_queries(self) -> None:
-        self.model.reset_queries()
-
-    def predict_proba(self, x: np.ndarray) -> np.ndarray:
-        self.asked.append(np.array(x))
-        return self.model.predict_proba(x)
 
 
 @pytest.fixture(scope="module")
