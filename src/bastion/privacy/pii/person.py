@@ -64,7 +64,7 @@ _CATEGORIES = ("HIPAA:name", "GDPR:personal-data", "CCPA:identifier")
 
 def _split(value: str) -> tuple[str, str] | None:
     """(first, last) lower-cased, or None when the span is a place or a thing's name."""
-    if value.lower() in words("states") | words("countries"):
+    if value.lower() in words("states") or value.lower() in words("countries"):
         return None
     if "," in value:
         last, first = (part.strip() for part in value.split(",", 1))

@@ -13,6 +13,7 @@ a word in the same sentence that introduces another kind of number (``order``, `
 ``account``) silences it."""
 
 import re
+from functools import lru_cache
 
 import phonenumbers
 
@@ -21,6 +22,7 @@ from bastion.privacy.pii._engine import RECOGNIZERS, Pattern, Recognizer
 # Regions tried for a number written without a country code, in order; a national
 # number valid in any of them counts (Presidio's phone recognizer does the same).
 REGIONS = ("US", "GB", "DE", "FR", "CA", "AU", "IN")
+_TRUNK_ZERO = tuple(r for r in REGIONS if r not in ("US", "CA"))
 
 _CUES = (
     "phone", "tel", "telephone", "call", "mobile", "cell", "fax", "contact", "reachable",
@@ -39,18 +41,23 @@ _OTHER_NUMBERS = (
 _OTHER_LAYOUTS = re.compile(r"\d{3}-\d{2}-\d{4}|\d{2}([./-])\d{2}\1\d{4}")
 
 
+@lru_cache(maxsize=8192)
 def _validate(value: str) -> str | None:
     if _OTHER_LAYOUTS.fullmatch(value):
         return "an SSN or date layout"
-    for region in REGIONS:
+    if value.startswith("+"):
+        regions: tuple[str, ...] = ("ZZ",)  # the country code says where
+    elif value.lstrip("(").startswith("0"):
+        regions = _TRUNK_ZERO  # the NANP has no trunk 0: skip US and CA
+    else:
+        regions = REGIONS
+    for region in regions:
         try:
             number = phonenumbers.parse(value, region)
         except phonenumbers.NumberParseException:
             return "not a phone number"
         if phonenumbers.is_valid_number(number):
             return None
-        if value.startswith("+"):
-            break
     return "no such number plan"
 
 
