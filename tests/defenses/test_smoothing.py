@@ -147,3 +147,14 @@ def test_certify_runs_on_a_torch_adapter() -> None:
     cert = SmoothedClassifier(model, sigma=0.1, n0=10, n=50).certify(np.zeros((2, 1, 2, 2)))
     assert cert.prediction.shape == cert.radius.shape == cert.time_s.shape == (2,)
     assert bool((cert.time_s > 0).all())
+
+
+def test_gaussian_noise_view_draws_fresh_noise_and_counts_queries_on_the_base() -> None:
+    base = _linear()
+    noisy = GaussianNoise(base, sigma=0.5, generator=torch.Generator().manual_seed(0))
+    x = _at_distance(np.array([0.1, 0.1]))
+    base.reset_queries()
+    first, second = noisy.predict_proba(x), noisy.predict_proba(x)
+    assert base.n_queries == 4 and not np.array_equal(first, second)
+    with pytest.raises(UnsupportedModelError):
+        GaussianNoise(BlackBox(base), sigma=0.5, generator=torch.Generator())

@@ -65,49 +65,52 @@ class Certificate:
 
 class GaussianNoise:
     """The base classifier under noise, ``f(x + e)``: what smoothing trains and what an
-    adaptive attack differentiates (averaged over draws with EOT; Salman et al. 2019)."""
+    adaptive attack differentiates (averaged over draws with EOT; Salman et al. 2019).
 
-    def __init__(self, base: Differentiable, *, sigma: float, generator: torch.Generator
+    Every call draws fresh noise from ``generator``; queries are counted by the base.
+    """
+
+    def __init__(self, base: Classifier, *, sigma: float, generator: torch.Generator
                  ) -> None:
-        self.base, self.sigma, self.generator = base, sigma, generator
+        if not isinstance(base, Differentiable):
+            raise UnsupportedModelError("Gaussian noise training and attacks need a model "
+                                        "with gradients (torch or scikit-learn linear/MLP)")
+        self.base, self._white, self.sigma, self.generator = base, base, sigma, generator
 
     @property
     def n_classes(self) -> int:
-        return self._black.n_classes
+        return self.base.n_classes
 
     @property
     def input_shape(self) -> tuple[int, ...]:
-        return tuple(self._black.input_shape)
+        return tuple(self.base.input_shape)
 
     @property
     def bounds(self) -> Bounds:
-        return self._black.bounds
+        return self.base.bounds
 
     @property
     def n_queries(self) -> int:
-        return self._black.n_queries
+        return self.base.n_queries
 
     @property
     def device(self) -> torch.device:
-        return self.base.device
-
-    @property
-    def _black(self) -> Classifier:
-        assert isinstance(self.base, Classifier)  # SmoothedClassifier checks both views
-        return self.base
+        return self._white.device
 
     def reset_queries(self) -> None:
-        self._black.reset_queries()
+        self.base.reset_queries()
+
+    def noisy(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` plus one draw of ``N(0, sigma^2 I)`` noise (not clipped, as in the paper)."""
+        noise = torch.randn(x.shape, generator=self.generator, device=self.generator.device)
+        return x + self.sigma * noise.to(x.device, x.dtype)
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
-        noise = torch.randn(x.shape, generator=self.generator, device=self.generator.device)
-        return self.base.logits(x + self.sigma * noise.to(x.device, x.dtype))
+        return self._white.logits(self.noisy(x))
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
-        with torch.no_grad():
-            z = self.logits(torch.as_tensor(np.asarray(x), dtype=torch.float32,
-                                            device=self.device))
-        return torch.softmax(z.double(), 1).cpu().numpy()
+        moved = self.noisy(torch.as_tensor(np.asarray(x), dtype=torch.float32))
+        return self.base.predict_proba(moved.numpy())
 
 
 class SmoothedClassifier:
