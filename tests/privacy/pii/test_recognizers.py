@@ -137,6 +137,7 @@ NOT_PEOPLE = [
     # Census surnames that are common nouns never carry a name alone.
     ("Licensed by Derivative Works with Covered Code", []),
     ("Hello World from Grant No", []),
+    ("closed on Easter Sunday", []),
     ("Spoke with Virginia Beach staff", []),
     ("met at San Francisco General", []),
     ("spoke with Mercy Clinic and Grace Hospital", []),

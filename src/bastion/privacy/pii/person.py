@@ -36,7 +36,8 @@ _NOT_A_FAMILY = frozenset(
      "mountain", "springs", "falls", "heights", "plaza", "building", "group", "company",
      "inc", "ltd", "corp", "foundation", "institute", "society", "services", "health",
      "care", "pharmacy", "medical", "motors", "tower", "gardens", "general", "memorial",
-     "regional", "community", "national", "federal", "state", "number"}
+     "regional", "community", "national", "federal", "state", "number", "monday", "tuesday",
+     "wednesday", "thursday", "friday", "saturday", "sunday"}
 )  # fmt: skip
 # First words that start a place name or a phrase rather than a given name.
 _NOT_A_GIVEN_NAME = frozenset(
