@@ -65,13 +65,12 @@ def test_dp_results_report_the_privacy_budget() -> None:
                     attacks=("PGD",), adaptive_attacks=())
     result = HardenResult(model=object(), method="dp-sgd",  # type: ignore[arg-type]
                           metrics={"epsilon": 2.5, "delta": 1e-5},
-                          log=({"epoch": 1.0, "loss": 2.0, "clean_accuracy": 0.5,
-                                "epsilon": 1.0},))
+                          log=({"epoch": 1.0, "loss": 2.0, "clean_accuracy": 0.5},))
     (finding,) = hardening_findings(result, ev)
     assert "(2.5, 1e-05)-differentially private" in finding.title
     assert finding.owasp == ["ML03", "ML04"] and finding.severity is Severity.INFO
     assert "costs 10.0% clean accuracy" in finding.description
-    assert [s.name for s in finding.charts[1].series] == ["loss", "clean accuracy", "epsilon"]
+    assert [s.name for s in finding.charts[1].series] == ["loss", "clean accuracy"]
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [

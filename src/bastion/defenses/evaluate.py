@@ -282,7 +282,7 @@ def _charts(result: HardenResult, ev: Evaluation) -> list[Chart]:
                     x_label="measure", y_label="accuracy",
                     series=[Series(name="before", x=labels, y=before),
                             Series(name="after", x=labels, y=after)])]
-    keys = [k for k in ("loss", "clean_accuracy", "robust_accuracy", "epsilon")
+    keys = [k for k in ("loss", "clean_accuracy", "robust_accuracy")
             if result.log and all(k in row for row in result.log)]
     if keys:
         steps = [float(i + 1) for i in range(len(result.log))]
