@@ -230,11 +230,11 @@ class _Machine:
         op_at = pos
 
         # Each opcode is at least one byte, so walking at most ``ops_left`` bytes (large
-        # constants excluded) bounds the work. Branches are ordered by how often opcodes
-        # occur in scikit-learn and torch pickles (a late branch costs every comparison
-        # before it). Opcodes whose result the pickler memoizes fall through to the end
-        # of the loop, which takes a MEMOIZE/BINPUT right after them in the same step
-        # (a third of all opcodes); every other branch ends with ``continue``.
+        # constants excluded) bounds the work. Opcodes are split at 0x80 and each half is
+        # ordered by how often they occur in scikit-learn and torch pickles (a late branch
+        # costs every comparison before it). Opcodes whose result the pickler memoizes fall
+        # through to the end of the loop, which takes a MEMOIZE/BINPUT right after them in
+        # the same step (a third of all opcodes); every other branch ends with ``continue``.
         try:
             while True:
                 if pos >= limit:
@@ -244,13 +244,111 @@ class _Machine:
                 op_at = pos
                 op = data[pos]
                 pos += 1
-                if op == 0x8C:  # SHORT_BINUNICODE
-                    n = data[pos]
-                    pos += n + 1
-                    if pos > size:
-                        raise _Malformed("truncated argument", op_at)
-                    value = data[pos - n:pos].decode("utf-8", "surrogatepass")
-                    push(value)
+                if op >= 0x80:  # protocol 2+ opcodes, then the ASCII ones of protocols 0-1
+                    if op == 0x8C:  # SHORT_BINUNICODE
+                        n = data[pos]
+                        pos += n + 1
+                        if pos > size:
+                            raise _Malformed("truncated argument", op_at)
+                        value = data[pos - n:pos].decode("utf-8", "surrogatepass")
+                        push(value)
+                    elif op == 0x87 or op == 0x86:  # TUPLE3, TUPLE2
+                        n = op - 0x84
+                        if len(stack) < n:
+                            raise _Malformed("TUPLE on a short stack", op_at)
+                        value = tuple(stack[-n:])
+                        del stack[-n:]
+                        push(value)
+                    elif op == 0x88 or op == 0x89:  # NEWTRUE, NEWFALSE
+                        push(op == 0x88)
+                        continue
+                    elif op == 0x85:  # TUPLE1
+                        if not stack:
+                            raise _Malformed("TUPLE1 on an empty stack", op_at)
+                        stack[-1] = value = (stack[-1],)
+                    elif op == 0x93:  # STACK_GLOBAL
+                        if len(stack) < 2:
+                            raise _Malformed("STACK_GLOBAL on a short stack", op_at)
+                        name_v = stack.pop()
+                        value = self.stack_global(stack.pop(), name_v, op_at)
+                        push(value)
+                    elif op == 0x94:  # MEMOIZE (one not taken with the opcode before it)
+                        if not stack:
+                            raise _Malformed("MEMOIZE on an empty stack", op_at)
+                        memo[len(memo)] = stack[-1]
+                        continue
+                    elif op == 0x81 or op == 0x92:  # NEWOBJ, NEWOBJ_EX
+                        need_n = 2 if op == 0x81 else 3
+                        if len(stack) < need_n:
+                            raise _Malformed("NEWOBJ on a short stack", op_at)
+                        kwargs = stack.pop() if op == 0x92 else None
+                        args = stack.pop()
+                        stack[-1] = value = call(stack[-1], args, kwargs, op_at)
+                    elif op == 0x80:  # PROTO
+                        if data[pos] > 5:
+                            raise _Malformed(f"unsupported protocol {data[pos]}", op_at)
+                        pos += 1
+                        continue
+                    elif op == 0x95:  # FRAME
+                        _need(size, pos, 8, op_at)
+                        pos += 8
+                        continue
+                    elif op == 0x8A or op == 0x8B:  # LONG1, LONG4
+                        width = 1 if op == 0x8A else 4
+                        _need(size, pos, width, op_at)
+                        n = data[pos] if width == 1 else _U32(data, pos)[0]
+                        pos += width
+                        _need(size, pos, n, op_at)
+                        value = int.from_bytes(data[pos:pos + n], "little", signed=True) \
+                            if n <= 64 else _OPAQUE
+                        push(value)
+                        pos += n
+                        continue
+                    elif op == 0x8D or op == 0x8E or op == 0x96:  # *8 and BYTEARRAY8
+                        value, n, pos = _long_const(data, size, pos, op, op_at)
+                        push(value)
+                        skipped += n  # large constants are stepped over: they cost no work
+                        limit = min(size, limit + n)
+                    elif op == 0x8F:  # EMPTY_SET
+                        value = _OPAQUE
+                        push(value)
+                    elif op == 0x90:  # ADDITEMS
+                        if not marks:
+                            raise _Malformed("no MARK for a mark-consuming opcode", op_at)
+                        items, stack = stack, marks.pop()
+                        push = stack.append
+                        if not stack:
+                            raise _Malformed("ADDITEMS without a target", op_at)
+                        continue
+                    elif op == 0x91:  # FROZENSET
+                        if not marks:
+                            raise _Malformed("no MARK for a mark-consuming opcode", op_at)
+                        items, stack = stack, marks.pop()
+                        push = stack.append
+                        value = _OPAQUE
+                        push(value)
+                    elif op in (0x82, 0x83, 0x84):  # EXT1, EXT2, EXT4
+                        width = {0x82: 1, 0x83: 2, 0x84: 4}[op]
+                        _need(size, pos, width, op_at)
+                        code = int.from_bytes(data[pos:pos + width], "little")
+                        pos += width
+                        self.issue(
+                            "extension-code", Severity.HIGH, f"Pickle uses extension code {code}",
+                            "EXT opcodes import whatever the loading process registered in "
+                            "copyreg for this code, so the target cannot be known from the file.",
+                            f"ext{code}", op_at,
+                        )
+                        value = _Ref(f"copyreg.extension[{code}]")
+                        push(value)
+                    elif op == 0x97:  # NEXT_BUFFER
+                        value = _OPAQUE
+                        push(value)
+                    elif op == 0x98:  # READONLY_BUFFER
+                        if not stack:
+                            raise _Malformed("READONLY_BUFFER on an empty stack", op_at)
+                        continue
+                    else:
+                        raise _Malformed(f"unknown opcode 0x{op:02x}", op_at)
                 elif op == 0x4B:  # BININT1
                     push(data[pos])
                     pos += 1
@@ -280,13 +378,6 @@ class _Machine:
                         limit = min(size, limit + after - pos)
                         pos = after
                     continue
-                elif op == 0x87 or op == 0x86:  # TUPLE3, TUPLE2
-                    n = op - 0x84
-                    if len(stack) < n:
-                        raise _Malformed("TUPLE on a short stack", op_at)
-                    value = tuple(stack[-n:])
-                    del stack[-n:]
-                    push(value)
                 elif op == 0x52:  # REDUCE
                     if len(stack) < 2:
                         raise _Malformed("REDUCE on a short stack", op_at)
@@ -297,9 +388,6 @@ class _Machine:
                     else:
                         value = call(func, args, None, op_at)
                     stack[-1] = value
-                elif op == 0x88 or op == 0x89:  # NEWTRUE, NEWFALSE
-                    push(op == 0x88)
-                    continue
                 elif op == 0x74:  # TUPLE
                     if not marks:
                         raise _Malformed("no MARK for a mark-consuming opcode", op_at)
@@ -307,10 +395,6 @@ class _Machine:
                     stack = marks.pop()
                     push = stack.append
                     push(value)
-                elif op == 0x85:  # TUPLE1
-                    if not stack:
-                        raise _Malformed("TUPLE1 on an empty stack", op_at)
-                    stack[-1] = value = (stack[-1],)
                 elif op == 0x4A:  # BININT
                     push(_I32(data, pos)[0])
                     pos += 4
@@ -324,29 +408,23 @@ class _Machine:
                     if op == 0x55:
                         value = value.decode("latin-1")
                     push(value)
-                elif op == 0x93:  # STACK_GLOBAL
-                    if len(stack) < 2:
-                        raise _Malformed("STACK_GLOBAL on a short stack", op_at)
-                    name_v = stack.pop()
-                    value = self.stack_global(stack.pop(), name_v, op_at)
-                    push(value)
-                elif op == 0x58 or op == 0x8D:  # BINUNICODE, BINUNICODE8 (torch: protocol 2)
-                    n = _U32(data, pos)[0] if op == 0x58 else _U64(data, pos)[0]
-                    pos += 4 if op == 0x58 else 8
+                elif op == 0x58:  # BINUNICODE (every string of a protocol-2 torch pickle)
+                    n = _U32(data, pos)[0]
+                    pos += 4
                     value = _const(data, size, pos, n, True, op_at)
                     push(value)
                     pos += n
                     skipped += n
                     limit = min(size, limit + n)
+                elif op == 0x42 or op == 0x54:  # BINBYTES, BINSTRING
+                    value, n, pos = _long_const(data, size, pos, op, op_at)
+                    push(value)
+                    skipped += n  # large constants are stepped over: they cost no work
+                    limit = min(size, limit + n)
                 elif op == 0x51:  # BINPERSID
                     if not stack:
                         raise _Malformed("BINPERSID on an empty stack", op_at)
                     stack[-1] = value = _persistent(stack[-1])
-                elif op == 0x94:  # MEMOIZE (one not taken with the opcode before it)
-                    if not stack:
-                        raise _Malformed("MEMOIZE on an empty stack", op_at)
-                    memo[len(memo)] = stack[-1]
-                    continue
                 elif op == 0x71:  # BINPUT
                     if not stack:
                         raise _Malformed("PUT on an empty stack", op_at)
@@ -403,13 +481,6 @@ class _Machine:
                     push(_U16(data, pos)[0])
                     pos += 2
                     continue
-                elif op == 0x81 or op == 0x92:  # NEWOBJ, NEWOBJ_EX
-                    need_n = 2 if op == 0x81 else 3
-                    if len(stack) < need_n:
-                        raise _Malformed("NEWOBJ on a short stack", op_at)
-                    kwargs = stack.pop() if op == 0x92 else None
-                    args = stack.pop()
-                    stack[-1] = value = call(stack[-1], args, kwargs, op_at)
                 elif op == 0x63 or op == 0x69:  # GLOBAL, INST
                     module = _line(data, pos, op_at)
                     pos += len(module) + 1
@@ -423,15 +494,6 @@ class _Machine:
                         push = stack.append
                         value = call(value, tuple(items), None, op_at)
                     push(value)
-                elif op == 0x80:  # PROTO
-                    if data[pos] > 5:
-                        raise _Malformed(f"unsupported protocol {data[pos]}", op_at)
-                    pos += 1
-                    continue
-                elif op == 0x95:  # FRAME
-                    _need(size, pos, 8, op_at)
-                    pos += 8
-                    continue
                 elif op == 0x2E:  # STOP
                     if not stack:
                         raise _Malformed("STOP on an empty stack", op_at)
@@ -451,29 +513,6 @@ class _Machine:
                     target = stack[-1]
                     if type(target) is list and len(target) < _MAX_ITEMS:
                         target.append(value)
-                    continue
-                elif op in (0x42, 0x54, 0x8E, 0x96):  # BINBYTES, BINSTRING, BINBYTES8, BYTEARRAY8
-                    width = 4 if op in (0x42, 0x54) else 8
-                    _need(size, pos, width, op_at)
-                    n = _U32(data, pos)[0] if width == 4 else _U64(data, pos)[0]
-                    pos += width
-                    value = _const(data, size, pos, n, False, op_at)
-                    if op == 0x54:
-                        value = _latin1(value)
-                    push(value)
-                    pos += n
-                    skipped += n
-                    limit = min(size, limit + n)
-                elif op == 0x8A or op == 0x8B:  # LONG1, LONG4
-                    width = 1 if op == 0x8A else 4
-                    _need(size, pos, width, op_at)
-                    n = data[pos] if width == 1 else _U32(data, pos)[0]
-                    pos += width
-                    _need(size, pos, n, op_at)
-                    value = int.from_bytes(data[pos:pos + n], "little", signed=True) \
-                        if n <= 64 else _OPAQUE
-                    push(value)
-                    pos += n
                     continue
                 elif op == 0x6F:  # OBJ
                     if not marks:
@@ -521,24 +560,6 @@ class _Machine:
                     value = {}
                     self.setitems(value, items)
                     push(value)
-                elif op == 0x8F:  # EMPTY_SET
-                    value = _OPAQUE
-                    push(value)
-                elif op == 0x90:  # ADDITEMS
-                    if not marks:
-                        raise _Malformed("no MARK for a mark-consuming opcode", op_at)
-                    items, stack = stack, marks.pop()
-                    push = stack.append
-                    if not stack:
-                        raise _Malformed("ADDITEMS without a target", op_at)
-                    continue
-                elif op == 0x91:  # FROZENSET
-                    if not marks:
-                        raise _Malformed("no MARK for a mark-consuming opcode", op_at)
-                    items, stack = stack, marks.pop()
-                    push = stack.append
-                    value = _OPAQUE
-                    push(value)
                 elif op == 0x70 or op == 0x67:  # PUT, GET (text index)
                     text = _line(data, pos, op_at)
                     pos += len(text) + 1
@@ -562,26 +583,6 @@ class _Machine:
                         push(_Obj("persistent_load"))
                     else:
                         push(_text_const(op, text, op_at))
-                    continue
-                elif op in (0x82, 0x83, 0x84):  # EXT1, EXT2, EXT4
-                    width = {0x82: 1, 0x83: 2, 0x84: 4}[op]
-                    _need(size, pos, width, op_at)
-                    code = int.from_bytes(data[pos:pos + width], "little")
-                    pos += width
-                    self.issue(
-                        "extension-code", Severity.HIGH, f"Pickle uses extension code {code}",
-                        "EXT opcodes import whatever the loading process registered in "
-                        "copyreg for this code, so the target cannot be known from the file.",
-                        f"ext{code}", op_at,
-                    )
-                    value = _Ref(f"copyreg.extension[{code}]")
-                    push(value)
-                elif op == 0x97:  # NEXT_BUFFER
-                    value = _OPAQUE
-                    push(value)
-                elif op == 0x98:  # READONLY_BUFFER
-                    if not stack:
-                        raise _Malformed("READONLY_BUFFER on an empty stack", op_at)
                     continue
                 else:
                     raise _Malformed(f"unknown opcode 0x{op:02x}", op_at)
@@ -824,6 +825,19 @@ _SPECIAL: dict[str, _Special] = {
     "builtins.apply": _special_apply,
     "_codecs.encode": _special_encode,
 }
+
+
+def _long_const(data: Any, size: int, pos: int, op: int, op_at: int) -> tuple[Any, int, int]:
+    """(value, length, offset after it) of a length-prefixed constant at ``pos``:
+    BINUNICODE, BINUNICODE8, BINBYTES, BINBYTES8, BINSTRING or BYTEARRAY8."""
+    text = op == 0x58 or op == 0x8D
+    width = 4 if op == 0x58 or op == 0x42 or op == 0x54 else 8
+    if not text:
+        _need(size, pos, width, op_at)
+    n = _U32(data, pos)[0] if width == 4 else _U64(data, pos)[0]
+    pos += width
+    value = _const(data, size, pos, n, text, op_at)
+    return (_latin1(value) if op == 0x54 else value), n, pos + n
 
 
 def _need(size: int, pos: int, n: int, op_at: int) -> None:
