@@ -6,6 +6,11 @@ bastion does not invent a signature format: it writes and checks the Sigstore bu
 log. So a bastion signature verifies with ``model_signing`` and the other way round.
 What bastion adds is a one-call API, clear errors, and a verification result that says
 which files changed, appeared or disappeared.
+
+Ed25519 keys are refused with a one-line fix: model-signing 1.1.1, the newest release on
+PyPI (checked 2026-12-06), signs with elliptic-curve keys on P-256, P-384 or P-521 only,
+and a signature it cannot verify would not be interoperable. ``_check_key`` is the one
+place to widen when model-signing accepts Ed25519.
 """
 
 from __future__ import annotations
