@@ -105,3 +105,14 @@ def test_unknown_entity_type_is_a_config_error(tmp_path: Path) -> None:
     path.write_text("x\n")
     with pytest.raises(ConfigError, match="unknown entity type 'SSN'"):
         audit(path, entities=["SSN"])
+
+
+def test_a_classified_column_is_a_finding_without_conclusive_cells(tmp_path: Path) -> None:
+    path = tmp_path / "t.csv"
+    path.write_text("zip,count\n62704,3\n62701,4\n10001,5\n")
+    result = audit(path)
+    assert result.hits == []  # a bare five-digit number is no ZIP code on its own
+    (finding,) = result.findings()
+    assert finding.id == "pii/zip-code"
+    assert finding.title == "column zip of t.csv holds ZIP_CODE"
+    assert finding.evidence["columns_classified"] == {"zip": 0.6}

@@ -64,6 +64,8 @@ _NAME_HINTS: tuple[tuple[str, str], ...] = (
     (r"^age$|_age$|^age_", "AGE_OVER_89"),
 )
 _HINT_CONFIDENCE = 0.6
+#: A column classified with at least this confidence is reported as holding its entity.
+COLUMN_CONFIDENCE = 0.5
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -108,11 +110,22 @@ class AuditResult:
         return dict(Counter(h.entity for h in self.hits).most_common())
 
     def findings(self) -> list[Finding]:
-        """One finding per entity type, with columns, categories and masked examples."""
+        """One finding per entity type, with columns, categories and masked examples.
+
+        A table column classified as an entity type counts too, even where no single
+        cell is conclusive on its own (a column ``zip`` of bare five-digit numbers).
+        """
         by_entity: dict[str, list[Hit]] = defaultdict(list)
         for hit in self.hits:
             by_entity[hit.entity].append(hit)
-        out = [self._finding(entity, hits) for entity, hits in sorted(by_entity.items())]
+        classified: dict[str, list[ColumnClass]] = defaultdict(list)
+        for column in self.columns:
+            if column.entity is not None and column.confidence >= COLUMN_CONFIDENCE:
+                classified[column.entity].append(column)
+        out = [
+            self._finding(entity, by_entity.get(entity, []), classified.get(entity, []))
+            for entity in sorted(set(by_entity) | set(classified))
+        ]
         if self.malformed:
             out.append(
                 Finding(
@@ -128,8 +141,12 @@ class AuditResult:
             )
         return out
 
-    def _finding(self, entity: str, hits: list[Hit]) -> Finding:
+    def _finding(self, entity: str, hits: list[Hit], columns: list[ColumnClass]) -> Finding:
         per_field = Counter(h.field for h in hits)
+        names = ", ".join(c.column for c in columns)
+        title = f"{len(hits)} {entity} found in {self.path.name}" if hits else (
+            f"column {names} of {self.path.name} holds {entity}"
+        )  # fmt: skip
         examples = list(dict.fromkeys(h.masked for h in hits))[:3]
         severity = (
             Severity.HIGH
@@ -142,11 +159,12 @@ class AuditResult:
         return Finding(
             id=f"pii/{entity.lower().replace('_', '-')}",
             check="pii",
-            title=f"{len(hits)} {entity} found in {self.path.name}",
+            title=title,
             severity=severity,
             description=(
                 f"{entity} values appear in {len(per_field)} field(s) of {self.n_records} "
-                f"records; regulation categories: {', '.join(cats)}."
+                f"records{f'; column(s) classified {entity}: {names}' if columns else ''}; "
+                f"regulation categories: {', '.join(cats)}."
             ),
             owasp=list(OWASP),
             atlas=list(ATLAS),
@@ -162,6 +180,7 @@ class AuditResult:
                 "entity": entity,
                 "categories": cats,
                 "fields": dict(per_field.most_common()),
+                "columns_classified": {c.column: c.confidence for c in columns},
                 "examples_masked": examples,
                 "detections": [
                     {
