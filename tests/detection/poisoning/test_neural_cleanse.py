@@ -4,7 +4,11 @@ from sklearn.linear_model import LogisticRegression
 
 from bastion.attacks.poisoning import BadNets
 from bastion.data.demo import demo_digits
-from bastion.detection.poisoning.neural_cleanse import NeuralCleanse, anomaly_index
+from bastion.detection.poisoning.neural_cleanse import (
+    NeuralCleanse,
+    anomaly_index,
+    trigger_carriers,
+)
 from bastion.errors import ShapeMismatchError, UnsupportedModelError
 from bastion.models import as_classifier
 from bastion.typing import Classifier
@@ -76,3 +80,17 @@ def test_needs_gradients_and_a_matching_shape() -> None:
     linear = as_classifier(LogisticRegression().fit(x, y))
     with pytest.raises(ShapeMismatchError):
         NeuralCleanse(steps=2)(linear, x[:, :3])
+
+
+def test_trigger_carriers_are_the_poisoned_rows() -> None:
+    train, _ = demo_digits(0)
+    assert train.y is not None
+    res = BadNets(target=3, fraction=0.1, patch_size=2)(train.x, train.y,
+                                                        generator=np.random.default_rng(0))
+    fit = LogisticRegression(max_iter=500).fit(res.x.reshape(len(res.x), -1), res.y)
+    model = as_classifier(fit, input_shape=(1, 8, 8))
+    report = NeuralCleanse(steps=150, n_samples=100)(model, res.x, res.y)
+    d = trigger_carriers(model, res.x, res.y, report)
+    assert d.flagged[res.mask].mean() >= 0.9
+    assert d.flagged[~res.mask].mean() <= 0.01
+    assert not d.flagged[res.y != 3].any()

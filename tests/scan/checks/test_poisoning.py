@@ -66,7 +66,7 @@ def test_findings_need_the_audited_data() -> None:
         audit_findings(audit(train), Dataset(x=train.x[:5], y=None))
 
 
-def _backdoored_digits_model() -> tuple[Dataset, Classifier]:
+def _backdoored_digits_model() -> tuple[Dataset, Classifier, np.ndarray]:
     from sklearn.linear_model import LogisticRegression
 
     from bastion.models import as_classifier
@@ -77,15 +77,17 @@ def _backdoored_digits_model() -> tuple[Dataset, Classifier]:
                                                          generator=np.random.default_rng(0))
     fit = LogisticRegression(max_iter=500).fit(res.x.reshape(len(res.x), -1), res.y)
     data = Dataset(x=res.x, y=res.y, kind="image", class_names=train.class_names)
-    return data, as_classifier(fit, input_shape=(1, 8, 8))
+    return data, as_classifier(fit, input_shape=(1, 8, 8)), res.indices
 
 
 @pytest.mark.slow  # ~15 s: the full audit on 1347 digit rows plus Neural Cleanse
 def test_neural_cleanse_names_the_backdoor_target_when_a_model_is_given() -> None:
-    data, model = _backdoored_digits_model()
+    data, model, planted = _backdoored_digits_model()
     found = Poisoning().run(Target(train=data, model=model), ScanContext(seed=0))
     target = next(f for f in found if f.id == "poisoning/backdoor-target-3")
     assert target.severity is Severity.HIGH
+    rows = {r["row"] for r in target.evidence["rows"]}
+    assert len(rows) == 50 and len(rows & set(planted.tolist())) >= 45  # top 50 shown
     assert not [f for f in found if f.id.startswith("poisoning/backdoor-target-")
                 and f.id != "poisoning/backdoor-target-3"]
     summary = next(f for f in found if f.id == "poisoning/summary")

@@ -14,8 +14,9 @@ inputs. Activation clustering on log-probabilities split clean demo classes into
 confident and unsure rows (silhouette above 0.40), so it stays on the inputs.
 
 A model that gives gradients is also searched for a backdoor by Neural Cleanse, with
-``neural_cleanse_steps`` optimisation steps (0 skips it); ``triggers`` stays ``None`` when
-it did not run and ``skipped`` says why.
+``neural_cleanse_steps`` optimisation steps (0 skips it); the rows of a flagged label that
+carry its reversed trigger are suspect too (detector ``neural-cleanse``). ``triggers``
+stays ``None`` when it did not run and ``skipped`` says why.
 """
 
 from __future__ import annotations
@@ -30,7 +31,11 @@ from bastion.detection.poisoning.activation_clustering import ActivationClusteri
 from bastion.detection.poisoning.confident_learning import ConfidentLearning
 from bastion.detection.poisoning.isolation import IsolationDetector
 from bastion.detection.poisoning.knn import KNNLabelConsistency
-from bastion.detection.poisoning.neural_cleanse import NeuralCleanse, TriggerReport
+from bastion.detection.poisoning.neural_cleanse import (
+    NeuralCleanse,
+    TriggerReport,
+    trigger_carriers,
+)
 from bastion.detection.poisoning.spectral import SpectralSignatures
 from bastion.errors import ShapeMismatchError
 from bastion.typing import Classifier, Differentiable
@@ -107,5 +112,8 @@ def audit(data: Dataset, *, model: Classifier | None = None, expected_fraction: 
     else:
         triggers = NeuralCleanse(steps=neural_cleanse_steps, n_samples=100,
                                  seed=seed)(model, np.asarray(data.x), y)
+        carriers = trigger_carriers(model, np.asarray(data.x), y, triggers)
+        detections["neural-cleanse"] = carriers
+        suspect |= carriers.flagged
     return AuditResult(detections=detections, suspect=suspect, triggers=triggers,
                        skipped=skipped)

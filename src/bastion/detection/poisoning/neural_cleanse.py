@@ -21,6 +21,12 @@ flagged as backdoor targets.
 
 All labels are optimised together, one batch of ``n_classes * n_samples`` inputs per
 step; the steps budget is the run time knob.
+
+:func:`trigger_carriers` turns a flagged label into flagged rows: a training row labelled
+with that label carries the trigger when taking the reversed trigger away (its masked
+part replaced by the other classes' median) makes the model stop predicting the label.
+This input-space filter stands in for the paper's neuron-activation filter, which needs
+access to internal layers that a :class:`~bastion.typing.Classifier` does not expose.
 """
 
 from __future__ import annotations
@@ -29,11 +35,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from bastion.detection.poisoning._result import Detection
 from bastion.errors import InvalidDataError, ShapeMismatchError
 from bastion.models.adapt import require_differentiable
 from bastion.typing import Classifier
 
-__all__ = ["NeuralCleanse", "TriggerReport", "anomaly_index"]
+__all__ = ["NeuralCleanse", "TriggerReport", "anomaly_index", "trigger_carriers"]
 
 _MAD_CONSISTENCY = 1.4826
 
@@ -172,3 +179,31 @@ class NeuralCleanse:
         """``n_samples`` row indices drawn from the eligible rows (with replacement if few)."""
         pool = np.arange(n) if eligible is None or not eligible.any() else np.flatnonzero(eligible)
         return rng.choice(pool, size=self.n_samples, replace=len(pool) < self.n_samples)
+
+
+def trigger_carriers(model: Classifier, x: np.ndarray, y: np.ndarray,
+                     report: TriggerReport) -> Detection:
+    """Rows of a flagged label whose prediction leaves that label once the trigger is removed.
+
+    The score is how much probability of its label a row loses when the trigger is
+    removed (0 for rows of labels not flagged).
+    """
+    shape = tuple(model.input_shape)
+    x = np.asarray(x, dtype=np.float32).reshape(len(x), *shape)
+    y = np.asarray(y)
+    scores = np.zeros(len(x))
+    flagged = np.zeros(len(x), dtype=bool)
+    for t in report.targets:
+        rows = np.flatnonzero(y == t)
+        if len(rows) == 0 or (y != t).sum() == 0:
+            continue
+        mask = report.masks[t]
+        reference = np.median(x[y != t], axis=0)
+        removed = ((1 - mask) * x[rows] + mask * reference).astype(np.float32)
+        before = np.asarray(model.predict_proba(x[rows]))[:, t]
+        after = np.asarray(model.predict_proba(removed))
+        scores[rows] = before - after[:, t]
+        flagged[rows] = after.argmax(axis=1) != t
+    return Detection(scores=scores, flagged=flagged,
+                     threshold="labelled with a Neural Cleanse target and no longer predicted "
+                               "as it once the reversed trigger is removed")

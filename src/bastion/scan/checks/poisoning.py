@@ -87,8 +87,9 @@ def audit_findings(result: AuditResult, data: Dataset, *, check: str = "poisonin
             recommendation="Inspect these rows for a shared pattern; drop them "
                            "(`bastion data audit --out clean.npz`) and retrain.",
         ))
-    found += _trigger_findings(result, finding, name)
-    labels = result.suspect & ~ac
+    found += _trigger_findings(result, y, finding, name)
+    carriers = result.detections.get("neural-cleanse")
+    labels = result.suspect & ~ac & ~(carriers.flagged if carriers is not None else False)
     if labels.any():
         share = float(labels.mean())
         found.append(finding(
@@ -129,9 +130,9 @@ def audit_findings(result: AuditResult, data: Dataset, *, check: str = "poisonin
     return found
 
 
-def _trigger_findings(result: AuditResult, finding: Callable[..., Finding],
+def _trigger_findings(result: AuditResult, data_y: np.ndarray, finding: Callable[..., Finding],
                       name: Callable[[int], str]) -> list[Finding]:
-    """One high finding per class Neural Cleanse flags as a backdoor target."""
+    """One high finding per class Neural Cleanse flags, with the rows carrying its trigger."""
     report = result.triggers
     if report is None:
         return []
@@ -148,7 +149,10 @@ def _trigger_findings(result: AuditResult, finding: Callable[..., Finding],
                  Metric(name="trigger success", value=float(report.success[c]),
                         unit="fraction")],
         evidence={"mask_top_features": np.argsort(-report.masks[c].reshape(-1))[:10]
-                  .tolist()},
+                  .tolist(),
+                  "rows": _ranked(result, np.flatnonzero(
+                      result.detections["neural-cleanse"].flagged & (data_y == c)))
+                  if "neural-cleanse" in result.detections else []},
         description="A trigger far smaller than any other class needs turns most inputs "
                     "into this class: the shortcut a backdoor teaches (Wang et al., 2019).",
         recommendation="Drop the suspect rows (`bastion data audit --out clean.npz`) and "
