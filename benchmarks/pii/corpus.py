@@ -248,7 +248,7 @@ class Corpus:
             ["Results sent to ", (self._any_name(), "PERSON"), " by post. "],
             [
                 "Office line in ",
-                r.choice(["Munich", "Lyon", "Perth"]),
+                (r.choice(["Munich", "Lyon", "Perth"]), "LOCATION"),
                 ": ",
                 (self._foreign_phone(r.choice(["de_DE", "fr_FR", "en_AU"])), "PHONE_NUMBER"),
                 ". ",

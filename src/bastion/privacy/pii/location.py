@@ -1,8 +1,13 @@
-"""Places: US states and countries from the shipped lists, and a city named right before
-a US state abbreviation (``Springfield, IL``) — HIPAA counts every unit smaller than a state,
-GDPR any location that helps single a person out."""
+"""Places: US states and countries from the shipped lists, a city named right before a US
+state abbreviation (``Springfield, IL``), and a listed city (GeoNames, 100,000+ people)
+right after a word that introduces a place (``lives in Leeds``). HIPAA counts every unit
+smaller than a state, GDPR any location that helps single a person out.
 
-from bastion.privacy.pii._dictionary import alternation
+A listed city needs that word because many city names are also given names
+(``Charlotte``, ``Austin``, ``Florence``): ``in Florence`` is a place, ``Florence said``
+is not."""
+
+from bastion.privacy.pii._dictionary import NAME_TOKEN, alternation, cities
 from bastion.privacy.pii._engine import RECOGNIZERS, Pattern, Recognizer
 from bastion.privacy.pii.zip_code import STATES
 
@@ -44,6 +49,31 @@ CITY = RECOGNIZERS.register("city")(
                 group=1,
             ),
         ),
+        categories=("HIPAA:geographic", "GDPR:personal-data", "CCPA:personal-information"),
+    )
+)
+
+
+def _listed_city(value: str) -> str | None:
+    return None if value in cities() else "not a listed city"
+
+
+CITY_LISTED = RECOGNIZERS.register("city-listed")(
+    Recognizer(
+        entity="LOCATION",
+        patterns=(
+            Pattern(
+                name="place-word-city",
+                regex=r"\b(?:[Ii]n|[Nn]ear|[Ll]ives in|[Bb]orn in|[Bb]ased in|[Mm]oved to"
+                r"|[Mm]oved from|[Rr]elocated to|[Tt]ravell?ed to|[Ff]lew to|[Ii]s from"
+                r"|[Cc]omes from|[Vv]isiting|[Vv]isited) "
+                rf"({NAME_TOKEN}(?: {NAME_TOKEN}){{0,2}})(?!'s)\b",
+                score=0.6,
+                group=1,
+            ),
+        ),
+        validate=_listed_city,
+        validator_name="GeoNames city list",
         categories=("HIPAA:geographic", "GDPR:personal-data", "CCPA:personal-information"),
     )
 )
