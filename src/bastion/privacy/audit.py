@@ -120,8 +120,12 @@ class AuditResult:
             by_entity[hit.entity].append(hit)
         classified: dict[str, list[ColumnClass]] = defaultdict(list)
         for column in self.columns:
-            if column.entity is not None and column.confidence >= COLUMN_CONFIDENCE:
-                classified[column.entity].append(column)
+            # A column named "age" says its values are ages, not that any is over 89:
+            # only the cells that are (cell hits above) identify someone.
+            entity = column.entity
+            if entity is None or entity == "AGE_OVER_89" or column.confidence < COLUMN_CONFIDENCE:
+                continue
+            classified[entity].append(column)
         out = [
             self._finding(entity, by_entity.get(entity, []), classified.get(entity, []))
             for entity in sorted(set(by_entity) | set(classified))
