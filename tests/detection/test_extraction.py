@@ -116,3 +116,12 @@ def test_small_calibration_sets_do_not_inflate_false_alarms(digits: Digits) -> N
                                                    generator=rng)
         alarms += fitted.state().update(test_x[rng.permutation(len(test_x))[:200]]).alarm
     assert alarms <= 3  # 0.6 expected at 1 %
+
+
+def test_prada_keeps_a_bounded_distance_set() -> None:
+    rng = np.random.default_rng(0)
+    state = PRADA(min_distances=10, max_distances=50).state()
+    status = state.update(rng.normal(size=(200, 4)), np.zeros(200, dtype=int))
+    assert status.n_queries == 200 and status.n_distances == 50
+    with pytest.raises(ConfigError):
+        PRADA(min_distances=100, max_distances=100)

@@ -131,7 +131,8 @@ def test_pgd_examples_raise_an_adversarial_alarm(
 
 
 def test_drift_alarm_on_shifted_traffic_once_and_never_on_clean(world: dict[str, Any]) -> None:
-    monitor, sink = _monitor(world, drift_window=100, drift_every=50, prada_min_distances=10_000,
+    monitor, sink = _monitor(world, drift_window=100, drift_every=50, drift_interval_s=0,
+                             prada_min_distances=4_000,
                              query_alpha=1e-300, adversarial_alpha=1e-300)
     try:
         test_x = world["test_x"]
@@ -158,3 +159,22 @@ def test_snapshot_counts_requests_and_latency(
     assert sum(b["rate_per_s"] * 5.0 for b in snap["requests"]["series"]) == pytest.approx(5)
     assert snap["clients"][0]["n_queries"] == 50
     assert "x" not in str(snap["clients"][0].keys())  # numbers only, never inputs
+
+
+def test_a_batch_of_waiting_requests_is_split_back_per_client(
+        world: dict[str, Any], monitored: tuple[RuntimeMonitor, Sink]) -> None:
+    monitor, sink = monitored
+    model = world["model"]
+    noise = np.random.default_rng(1).uniform(size=(40, 1, 8, 8)).astype(np.float32)
+    natural = world["test_x"][:40]
+    events = [RequestEvent(time=float(i), request_id=f"b{i}", token_id=token, role="client",
+                           client="10.0.0.1", x=x, proba=model.predict_proba(x),
+                           latency_ms=1.0, decision="allow")
+              for i in range(4)
+              for token, x in (("noisy", noise[10 * i : 10 * i + 10]),
+                               ("honest", natural[10 * i : 10 * i + 10]))]
+    monitor._observe(events)  # what the worker does with requests that queued up together
+    clients = {c["subject"]: c for c in monitor.snapshot()["clients"]}
+    assert clients["noisy"]["n_queries"] == clients["honest"]["n_queries"] == 40
+    assert [a.subject for a in sink.alarms] == ["noisy"]
+    assert clients["honest"]["risk"] == 0.0

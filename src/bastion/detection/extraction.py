@@ -11,7 +11,11 @@ If ``d_min`` exceeds the class threshold ``T_c``, ``x`` joins ``G_c``, ``d_min``
 ``D_{G_c}`` (which starts at ``{0}``) and ``T_c = max(T_c, mean(D_{G_c}) - std(D_{G_c}))``.
 Once ``D`` holds more than ``min_distances`` values, distances more than ``outlier_std``
 standard deviations from the mean are set aside and the Shapiro–Wilk statistic ``W`` of
-the rest is computed; ``W < delta`` raises the alarm.
+the rest is computed; ``W < delta`` raises the alarm. Two bounds the paper does not
+have: an exact repeat of an earlier query (``d_min = 0``) adds no distance, since it
+teaches an attacker nothing and honest clients repeat queries; and ``D`` keeps the last
+``max_distances`` (5,000, the range the Shapiro–Wilk approximation covers), so a
+long-lived client costs bounded time per query.
 
 **Query-distribution test** (a conformal k-nearest-neighbour test, bastion's own
 construction). The training data is split into an index half and a calibration half.
@@ -64,12 +68,15 @@ class PRADA:
     delta: float = 0.95
     min_distances: int = 100
     outlier_std: float = 3.0
+    max_distances: int = 5000
 
     def __post_init__(self) -> None:
         if not 0.0 < self.delta < 1.0:
             raise ConfigError(f"PRADA delta={self.delta} must lie in (0, 1)")
         if self.min_distances < 3 or self.outlier_std <= 0:
             raise ConfigError("PRADA needs min_distances >= 3 and outlier_std > 0")
+        if self.max_distances <= self.min_distances:
+            raise ConfigError("PRADA max_distances must exceed min_distances")
 
     def state(self) -> PRADAState:
         return PRADAState(self)
@@ -106,7 +113,7 @@ class PRADAState:
     def __init__(self, config: PRADA) -> None:
         self.config = config
         self._sets: dict[int, _GrowingSet] = {}
-        self._distances: list[float] = []
+        self._distances: deque[float] = deque(maxlen=config.max_distances)
         self._n_queries = 0
         self._width: int | None = None
         self._status = PRADAStatus(n_queries=0, n_distances=0, w=None, alarm=False)
@@ -141,7 +148,7 @@ class PRADAState:
             return
         d_min = float(np.sqrt(((grow.points.rows - row) ** 2).sum(axis=1).min()))
         if d_min == 0.0:
-            return  # an exact repeat teaches an attacker nothing new; see the module notes
+            return  # an exact repeat: see the module notes
         self._distances.append(d_min)
         if d_min > grow.threshold:
             grow.points.append(row)
