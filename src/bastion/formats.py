@@ -41,6 +41,7 @@ __all__ = [
     "PICKLE_FORMATS",
     "PICKLE_SUFFIXES",
     "SUFFIX_FORMATS",
+    "TEXT_SUFFIXES",
     "Buffer",
     "Format",
     "detect_content",
@@ -145,7 +146,8 @@ SUFFIX_FORMATS: dict[str, frozenset[Format]] = {
 # Suffixes under which a headerless byte stream is more likely a pickle than text.
 PICKLE_SUFFIXES = frozenset(
     {".pkl", ".pickle", ".joblib", ".pt", ".pth", ".bin", ".ckpt", ".dat"})
-_TEXT_SUFFIXES = frozenset({".csv", ".tsv", ".txt", ".json", ".md", ".yaml", ".yml"})
+# Suffixes under which protocol-0 pickle text is taken for text (its content decides else).
+TEXT_SUFFIXES = frozenset({".csv", ".tsv", ".txt", ".json", ".md", ".yaml", ".yml"})
 
 # torch.save since 1.6 writes this pickled magic number first when it uses the legacy format.
 _TORCH_LEGACY_MAGIC = b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19."
@@ -212,7 +214,7 @@ def detect_content(data: Buffer, suffix: str = "") -> Format:
         return Format.ONNX
     proto0 = head[0] in _PROTO0_START and _parses_as_pickle(data, size)
     text = _is_text(head)
-    if proto0 and not (text and suffix in _TEXT_SUFFIXES):
+    if proto0 and not (text and suffix in TEXT_SUFFIXES):
         return Format.PICKLE
     if text:
         return Format.CSV if _looks_like_csv(head, size, suffix) else Format.TEXT

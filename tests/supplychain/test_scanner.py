@@ -324,3 +324,13 @@ def test_lz4_without_the_package_is_a_finding_not_a_skip(
     assert finding.evidence["rule"] == "unscanned-compression"
     assert finding.severity is Severity.MEDIUM and "bastion-ml[supplychain]" in finding.description
     assert result.skipped == [] and result.errors == [] and not result.clear
+
+
+def test_text_behind_a_data_suffix_is_a_mismatch_not_a_skip(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("bastion.supplychain.scanner.available", lambda: False)  # no secrets
+    path = tmp_path / "weights.safetensors"
+    path.write_text("just words\n")
+    [finding] = scan_path(path).findings
+    assert finding.evidence["rule"] == "format-mismatch" and finding.severity is Severity.MEDIUM

@@ -58,9 +58,10 @@ def _issue(rule: str, severity: Severity, title: str, detail: str, subject: str)
 
 
 def _unsafe_name(name: str) -> bool:
-    if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
+    """Absolute (``/x``, ``\\x``, ``C:x``) or climbing (a ``..`` component)."""
+    if name.startswith(("/", "\\")) or name[1:2] == ":":
         return True
-    return ".." in name.replace("\\", "/").split("/")
+    return ".." in name and ".." in name.replace("\\", "/").split("/")
 
 
 def scan_zip(
@@ -80,10 +81,12 @@ def scan_zip(
     kind = zip_kind({i.filename for i in infos})
     for info in infos[: limits.max_entries]:
         name = info.filename
-        if name.endswith("/") or _unsafe_name(name):
+        if name.endswith("/"):
             continue
         if kind in _TORCH_ARCHIVES and _TENSOR_PAYLOAD.search(name):
             continue  # raw tensor bytes: never read
+        if _unsafe_name(name):
+            continue  # reported by _directory_issues; never opened
         if kind is Format.KERAS_V3 and name.endswith(".weights.h5"):
             continue  # weights only; the config names every layer
         if kind is Format.TORCHSCRIPT and name.endswith(".py"):

@@ -25,6 +25,7 @@ from bastion.formats import (
     COMPRESSED_FORMATS,
     PICKLE_SUFFIXES,
     SUFFIX_FORMATS,
+    TEXT_SUFFIXES,
     Format,
     detect_content,
     sniff,
@@ -275,8 +276,10 @@ def _scan_blob(
     if fmt is Format.CSV:
         fmt = Format.TEXT  # for this scanner a table is text: searched for secrets
     if (fmt in (Format.TEXT, Format.UNKNOWN) and suffix in PICKLE_SUFFIXES) or \
-            (fmt is Format.TEXT and detect_content(data) is Format.PICKLE):
-        fmt = Format.PICKLE  # a pickle suffix on unknown content, or a protocol-0 pickle
+            (fmt is Format.TEXT and suffix in TEXT_SUFFIXES and
+             detect_content(data) is Format.PICKLE):
+        # a pickle suffix on unknown content, or a protocol-0 pickle named like text
+        fmt = Format.PICKLE
     issues: list[Issue] = []
 
     def member(inner: Any, inner_name: str, inner_depth: int) -> tuple[str, list[Issue]]:
@@ -307,7 +310,7 @@ def _scan_blob(
         issues += scan_safetensors(data)
     elif fmt is Format.GGUF:
         issues += scan_gguf(data)
-    elif fmt is Format.HDF5 or fmt is Format.KERAS_H5:
+    elif fmt is Format.HDF5:
         issues += scan_keras_h5(path if path is not None else data)
     elif fmt is Format.ONNX or (fmt is Format.UNKNOWN and suffix == ".onnx"):
         fmt = Format.ONNX  # a model named .onnx that does not parse is a finding there
@@ -316,15 +319,17 @@ def _scan_blob(
         fmt = Format.TF_SAVEDMODEL
         issues += scan_savedmodel(data)
     elif fmt is Format.TEXT:
-        return fmt.value, _mismatch(fmt, name, suffix) + _text(data, name, path)
+        return fmt.value, _text(data, name, path, _mismatch(fmt, name, suffix))
     else:
         raise _Skip(_NOT_MODELS.get(fmt, f"{fmt} file: not analysed"))
     return fmt.value, _mismatch(fmt, name, suffix) + issues
 
 
-def _text(data: Any, name: str, path: str | None) -> list[Issue]:
-    """Configs, notebooks and model cards: chat templates and secrets; else a skip."""
-    issues = scan_tokenizer_config(data) if name == "tokenizer_config.json" else []
+def _text(data: Any, name: str, path: str | None, issues: list[Issue]) -> list[Issue]:
+    """Configs, notebooks and model cards: chat templates and secrets; a skip when there
+    is nothing to report."""
+    if name == "tokenizer_config.json":
+        issues = issues + scan_tokenizer_config(data)
     if path is not None and len(data) <= MAX_TEXT_BYTES and available():
         return issues + find_secrets(Path(path))
     if issues:
