@@ -84,6 +84,8 @@ POSITIVES = [
     ("His wife Olga Petrowskaja called.", "PERSON", "Olga Petrowskaja"),
     # No cue: both parts listed, the surname from the 1990 Census list.
     ("Results sent to Kenneth Reitz by post.", "PERSON", "Kenneth Reitz"),
+    # No cue: a listed first name and a surname that is no common English word.
+    ("Results sent to Lucia Offredi by post.", "PERSON", "Lucia Offredi"),
     ("moved from Texas last year", "LOCATION", "Texas"),
     ("born in West Virginia", "LOCATION", "West Virginia"),
     ("clinic in Springfield, IL", "LOCATION", "Springfield"),
@@ -139,6 +141,8 @@ NOT_PEOPLE = [
     # Census surnames that are common nouns never carry a name alone.
     ("Licensed by Derivative Works with Covered Code", []),
     ("Hello World from Grant No", []),
+    ("Mark Complete when done, Will Travel tomorrow", []),  # common words as surnames
+    ("Steuernummer, German", []),  # the comma form never reads a nationality as a name
     ("closed on Easter Sunday", []),
     # A city name that is also a given name is a place only after a place word.
     ("Florence said the results were fine", []),

@@ -15,7 +15,10 @@ The sources, each installed from PyPI with the ``pii`` extra or shipped with bas
 - ``mimesis`` (MIT licence, a maintained fake-data package): the per-locale first-name and
   surname lists its contributors curated for 40+ locales (``mimesis/datasets/*/person.json``),
   read as JSON data only. They widen the US lists to European, Latin American and other
-  names. Nothing is downloaded at run time and no model or code from a third party is run.
+  names. Its list of 5,935 common English words (``datasets/en/text.json``) tells a
+  surname from an ordinary word.
+
+Nothing is downloaded at run time and no model or code from a third party is run.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from importlib import resources
 from importlib.util import find_spec
 from pathlib import Path
 
-__all__ = ["alternation", "cities", "first_names", "surnames", "words"]
+__all__ = ["alternation", "cities", "common_words", "first_names", "surnames", "words"]
 
 # One name token: a capital, then lower-case letters (Latin-1 and Latin Extended-A).
 NAME_TOKEN = r"[A-ZÀ-ÖØ-ÞĀ-Ž][a-zß-öø-ÿĀ-ž]+(?:['-][A-ZÀ-ÖØ-ÞĀ-Ž][a-zß-öø-ÿĀ-ž]+)?"
@@ -74,13 +77,29 @@ def cities() -> frozenset[str]:
     return frozenset(_lists("cities")["cities"])
 
 
+def _mimesis_datasets() -> Path | None:
+    spec = find_spec("mimesis")  # locates the package without importing it
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations))) / "datasets"
+
+
+@cache
+def common_words() -> frozenset[str]:
+    """Common English words, lower-cased; empty without mimesis."""
+    root = _mimesis_datasets()
+    if root is None:
+        return frozenset()
+    data = json.loads((root / "en" / "text.json").read_text(encoding="utf-8"))
+    return frozenset(w.lower() for w in data.get("words", []) if isinstance(w, str))
+
+
 @cache
 def _mimesis() -> tuple[frozenset[str], frozenset[str]]:
     """(first names, surnames) of every mimesis locale, lower-cased; empty without it."""
-    spec = find_spec("mimesis")  # locates the package without importing it
-    if spec is None or not spec.submodule_search_locations:
+    root = _mimesis_datasets()
+    if root is None:
         return frozenset(), frozenset()
-    root = Path(next(iter(spec.submodule_search_locations))) / "datasets"
     first: set[str] = set()
     last: set[str] = set()
     for path in sorted(root.glob("*/person.json")):

@@ -2,6 +2,9 @@
 
 - ``person``: a capitalised first name and surname that are both in the name lists
   (``Jane Smith``, ``Smith, Jane``, ``Ludwig van Beethoven``).
+- ``person-shape``: a listed first name and a surname no list knows that is not a common
+  English word either (``Lucia Offredi``, but not ``Rich Inspect``), scored at the
+  threshold.
 - ``person-cued``: only one of the two is listed (``Gerard Bellweather``), which is weak
   evidence on its own, so it needs a cue in the same sentence: a verb of meeting
   (``spoke with``), a relation (``sister``, ``wife``) or a label (``patient``).
@@ -12,7 +15,13 @@ A span that is itself a place (``Sierra Leone``) or that ends in a word naming a
 not a family (``Grace Hospital``, ``May Day``, ``Virginia Beach``), is never a person.
 """
 
-from bastion.privacy.pii._dictionary import NAME_TOKEN, first_names, surnames, words
+from bastion.privacy.pii._dictionary import (
+    NAME_TOKEN,
+    common_words,
+    first_names,
+    surnames,
+    words,
+)
 from bastion.privacy.pii._engine import RECOGNIZERS, Pattern, Recognizer
 
 _PARTICLE = (
@@ -91,6 +100,21 @@ def _both_listed(value: str) -> str | None:
     return None
 
 
+def _given_name_rare_surname(value: str) -> str | None:
+    parts = _split(value)
+    if parts is None:
+        return "a place or an institution"
+    first, last = parts
+    if first not in first_names():
+        return "first name not in the name lists"
+    if last in surnames() or len(last) < 3:
+        return "surname listed or too short (the other recognizers judge it)"
+    common = common_words()
+    if not common or last in common:
+        return "surname is a common English word (or no word list)"
+    return None
+
+
 def _one_listed(value: str) -> str | None:
     parts = _split(value)
     if parts is None:
@@ -107,6 +131,21 @@ PERSON = RECOGNIZERS.register("person")(
         context=_PERSON_CUES,
         validate=_both_listed,
         validator_name="name-list look-up",
+        categories=_CATEGORIES,
+    )
+)
+
+PERSON_SHAPE = RECOGNIZERS.register("person-shape")(
+    Recognizer(
+        entity="PERSON",
+        # "First Last" only: in "Steuernummer, German" the comma form would read a
+        # nationality as a given name.
+        patterns=(
+            Pattern(name="first-last-rare-surname", regex=_PATTERNS[0].regex, score=0.5, group=1),
+        ),
+        context=_PERSON_CUES,
+        validate=_given_name_rare_surname,
+        validator_name="listed first name, surname not a common word",
         categories=_CATEGORIES,
     )
 )
