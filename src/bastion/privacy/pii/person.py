@@ -15,6 +15,8 @@ A span that is itself a place (``Sierra Leone``) or that ends in a word naming a
 not a family (``Grace Hospital``, ``May Day``, ``Virginia Beach``), is never a person.
 """
 
+from collections.abc import Callable
+
 from bastion.privacy.pii._dictionary import (
     NAME_TOKEN,
     common_words,
@@ -124,44 +126,40 @@ def _one_listed(value: str) -> str | None:
     return "neither part in the name lists"
 
 
-PERSON = RECOGNIZERS.register("person")(
-    Recognizer(
-        entity="PERSON",
-        patterns=_PATTERNS,
-        context=_PERSON_CUES,
-        validate=_both_listed,
-        validator_name="name-list look-up",
-        categories=_CATEGORIES,
+def _listed(
+    name: str, patterns: tuple[Pattern, ...], validate: Callable[[str], str | None], why: str
+) -> Recognizer:
+    """Register one name-list recognizer: same cues and categories, its own rule."""
+    return RECOGNIZERS.register(name)(
+        Recognizer(
+            entity="PERSON",
+            patterns=patterns,
+            context=_PERSON_CUES,
+            validate=validate,
+            validator_name=why,
+            categories=_CATEGORIES,
+        )
     )
-)
 
-PERSON_SHAPE = RECOGNIZERS.register("person-shape")(
-    Recognizer(
-        entity="PERSON",
-        # "First Last" only: in "Steuernummer, German" the comma form would read a
-        # nationality as a given name.
-        patterns=(
-            Pattern(name="first-last-rare-surname", regex=_PATTERNS[0].regex, score=0.5, group=1),
-        ),
-        context=_PERSON_CUES,
-        validate=_given_name_rare_surname,
-        validator_name="listed first name, surname not a common word",
-        categories=_CATEGORIES,
-    )
-)
 
-PERSON_CUED = RECOGNIZERS.register("person-cued")(
-    Recognizer(
-        entity="PERSON",
-        patterns=tuple(
-            Pattern(name=f"{p.name}-one-listed", regex=p.regex, score=0.4, group=p.group)
-            for p in _PATTERNS
-        ),
-        context=_PERSON_CUES,
-        validate=_one_listed,
-        validator_name="one part in the name lists",
-        categories=_CATEGORIES,
+def _rescored(score: float, suffix: str, patterns: tuple[Pattern, ...]) -> tuple[Pattern, ...]:
+    return tuple(
+        Pattern(name=f"{p.name}-{suffix}", regex=p.regex, score=score, group=p.group)
+        for p in patterns
     )
+
+
+PERSON = _listed("person", _PATTERNS, _both_listed, "name-list look-up")
+# "First Last" only: in "Steuernummer, German" the comma form would read a nationality
+# as a given name.
+PERSON_SHAPE = _listed(
+    "person-shape",
+    _rescored(0.5, "rare-surname", _PATTERNS[:1]),
+    _given_name_rare_surname,
+    "listed first name, surname not a common word",
+)
+PERSON_CUED = _listed(
+    "person-cued", _rescored(0.4, "one-listed", _PATTERNS), _one_listed, "one part listed"
 )
 
 PERSON_TITLED = RECOGNIZERS.register("person-titled")(
