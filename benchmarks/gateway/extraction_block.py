@@ -269,6 +269,12 @@ def _markdown(results: dict[str, Any], command: str) -> str:
         "nor the query-distribution test can tell those from an honest client's (PRADA's "
         "authors say so too): such an attack is not detected, and only output hardening "
         "(label-only roles) and rate limits slow it.",
+        "",
+        "The digits are shuffled before the split. In the dataset's own order, rows "
+        "1000-1399 and 1400 onwards differ (KS p = 3e-4, MMD p = 0.005: other writers), "
+        "and an honest client sending the later rows was throttled by the "
+        "query-distribution test after 76 queries: the reference data must represent "
+        "what honest clients send.",
     ]
     return "\n".join(lines) + "\n"
 
