@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 if TYPE_CHECKING:
+    import torch
+
     from bastion.defenses import Hardener, HardenResult
     from bastion.typing import Classifier
 
@@ -208,12 +210,13 @@ def _manifest(result: HardenResult, hardener: Hardener, config: dict[str, Any],
     """What ``hardening.json`` records: enough to rebuild and audit the deployed model."""
     from bastion import __version__
 
+    networks = _network_files(result, Path(source), factory)
     return {
         "bastion_version": __version__, "method": result.method, "params": config["params"],
         "seed": config["seed"], "masks_gradients": result.masks_gradients,
-        "model_file": _model_name(result, Path(source), factory),
-        "factory": factory,
-        "source_model": source, "input_shape": list(model.input_shape),
+        "model_file": networks.get("model"),
+        "member_files": [v for k, v in networks.items() if k != "model"],
+        "factory": factory, "source_model": source, "input_shape": list(model.input_shape),
         "n_classes": model.n_classes, "bounds": list(model.bounds),
         "wrapper": _jsonable(dict(result.wrapper)),
         "metrics": {k: float(v) for k, v in result.metrics.items()},
@@ -221,12 +224,14 @@ def _manifest(result: HardenResult, hardener: Hardener, config: dict[str, Any],
     }
 
 
-def _model_name(result: HardenResult, source: Path, factory: str | None) -> str:
-    if result.module is None:
-        return f"model{source.suffix}"
-    if result.export == "safetensors" and factory:
-        return "model.safetensors"
-    return "model.onnx"
+def _network_files(result: HardenResult, source: Path, factory: str | None) -> dict[str, str]:
+    """File name per saved network: ``model`` and ``member-1``...; a copy when untrained."""
+    if result.module is None and not result.members:
+        return {"model": f"model{source.suffix}"}
+    ext = ".safetensors" if result.export == "safetensors" and factory else ".onnx"
+    names = {"model": f"model{ext}"} if result.module is not None else {}
+    names.update({f"member-{i}": f"member-{i}{ext}" for i in range(1, len(result.members) + 1)})
+    return names
 
 
 def _write_folder(out: Path, result: HardenResult, model: Classifier, source: Path,
@@ -239,13 +244,17 @@ def _write_folder(out: Path, result: HardenResult, model: Classifier, source: Pa
     parent = out.parent if str(out.parent) else Path(".")
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=parent))
     try:
-        target = tmp / manifest["model_file"]
-        if result.module is None:
-            shutil.copyfile(source, target)
-        elif target.suffix == ".safetensors":
-            _save_safetensors(result, target, model, factory)
-        else:
-            _save_onnx(result, target)
+        networks = [result.module] if result.module is not None else []
+        networks += list(result.members)
+        files = ([manifest["model_file"]] if result.module is not None else []) + \
+            manifest["member_files"]
+        if not networks:
+            shutil.copyfile(source, tmp / manifest["model_file"])
+        for network, name in zip(networks, files, strict=True):
+            if name.endswith(".safetensors"):
+                _save_safetensors(network, tmp / name, model, factory)
+            else:
+                _save_onnx(network, tmp / name, model)
         (tmp / "hardening.json").write_text(json.dumps(manifest, indent=2) + "\n",
                                             encoding="utf-8")
         for name, text in texts.items():
@@ -261,57 +270,71 @@ def _write_folder(out: Path, result: HardenResult, model: Classifier, source: Pa
         raise
 
 
-def _save_safetensors(result: HardenResult, path: Path, model: Classifier,
+def _behind_adapter(network: torch.nn.Module, model: Classifier) -> Any:
+    """``model``'s input adapter (normalisation, shape checks) in front of ``network``.
+
+    Training defenses deep-copy the user's adapter, so its settings are the hardened
+    network's too; only the network is swapped in a shallow copy.
+    """
+    import copy
+
+    from bastion.errors import UnsupportedModelError
+    from bastion.models.torch import TorchClassifier
+
+    if not isinstance(model, TorchClassifier):
+        raise UnsupportedModelError(f"cannot save a network trained from a "
+                                    f"{type(model).__name__}; give a torch model")
+    adapter = copy.copy(model)
+    adapter.module = network.eval()
+    return adapter
+
+
+def _save_safetensors(network: torch.nn.Module, path: Path, model: Classifier,
                       factory: str | None) -> None:
     """The state dict as safetensors, then read back through the loader as a check."""
     import numpy as np
     from safetensors.torch import save_file
 
+    from bastion.errors import ConfigError
     from bastion.models import load_model
 
-    assert result.module is not None
-    save_file({k: v.detach().cpu().contiguous() for k, v in result.module.state_dict().items()},
+    save_file({k: v.detach().cpu().contiguous() for k, v in network.state_dict().items()},
               str(path))
     loaded = load_model(path, input_shape=model.input_shape, factory=factory,
                         bounds=model.bounds)
     probe = np.full((1, *model.input_shape), model.bounds[0], dtype=np.float32)
-    if not np.allclose(loaded.predict_proba(probe), result.model.predict_proba(probe),
-                       atol=1e-5):
-        from bastion.errors import ConfigError
-
+    expected = _behind_adapter(network, model).predict_proba(probe)
+    if not np.allclose(loaded.predict_proba(probe), expected, atol=1e-5):
         raise ConfigError(f"--factory {factory} builds a network that does not reproduce "
                           "the hardened model (normalisation outside the module?); leave "
                           "--factory out to save ONNX")
 
 
-def _save_onnx(result: HardenResult, path: Path) -> None:
-    """The deployed network, normalisation included, as ONNX with a dynamic batch axis."""
+def _save_onnx(network: torch.nn.Module, path: Path, model: Classifier) -> None:
+    """The network behind the input adapter's normalisation, as ONNX with a dynamic batch."""
     import warnings
 
     import torch
 
     from bastion.errors import UnsupportedModelError
-    from bastion.typing import Differentiable
 
-    deployed = result.model
-    if not isinstance(deployed, Differentiable) or isinstance(result.module,
-                                                              torch.jit.ScriptModule):
+    if isinstance(network, torch.jit.ScriptModule):
         # torch's ONNX tracer cannot step into a TorchScript module held by a wrapper.
         raise UnsupportedModelError(
-            "this hardened model cannot be exported to ONNX (TorchScript or no gradients); "
-            "give its architecture instead: a state dict or safetensors file with --factory")
-    white: Differentiable = deployed
+            "a retrained TorchScript model cannot be exported to ONNX; give its "
+            "architecture instead: a state dict or safetensors file with --factory")
+    adapter = _behind_adapter(network, model)
 
     class _Logits(torch.nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.net = result.module  # registers the weights as the graph's initialisers
+            self.net = network  # registers the weights as the graph's initialisers
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
-            logits: torch.Tensor = white.logits(x)
+            logits: torch.Tensor = adapter.logits(x)
             return logits
 
-    example = torch.zeros((1, *result.model.input_shape), device=white.device)
+    example = torch.zeros((1, *model.input_shape), device=adapter.device)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter is deprecated, not wrong
         torch.onnx.export(_Logits().eval(), (example,), str(path), dynamo=False,

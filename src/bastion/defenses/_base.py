@@ -29,8 +29,11 @@ Saving is the CLI's job, from what the result says:
 * ``module`` set, ``export="safetensors"``: ``module.state_dict()`` goes to
   ``model.safetensors``; the architecture comes from the user's ``--factory
   module:callable`` (a zero-argument callable returning the ``nn.Module``).
-* ``module`` set, ``export="onnx"``: the module (with the adapter's normalisation) is
-  exported to ``model.onnx``; no factory needed.
+* ``module`` set, ``export="onnx"`` (or no factory): the module, behind the input
+  adapter's normalisation, is exported to ``model.onnx``; no factory needed.
+* ``members`` set (an ensemble): each trained network is saved the same way, as
+  ``member-1.safetensors``, ``member-2.safetensors``... (or ``.onnx``).
+* neither: the defense wraps the user's unchanged network, whose file is copied.
 * ``wrapper``: JSON-safe settings (e.g. transform name and parameters) that rebuild the
   deployed wrapper around the saved network; written, with the method and its
   hyper-parameters, the adapter's input shape, bounds and normalisation, to
@@ -85,9 +88,10 @@ class HardenResult:
 
     ``model`` is the deployed model (a new object). ``module`` is the trained network to
     save (None when the defense only wraps the user's unchanged network, which is then
-    saved as given). ``adaptive`` holds ``(label, view)`` pairs for gradient-masking
-    defenses: each view is what an adaptive attack differentiates (BPDA's straight-through
-    approximation, EOT's averaged logits); success is always judged on ``model``.
+    saved as given); ``members`` are the trained networks of an ensemble. ``adaptive``
+    holds ``(label, view)`` pairs for gradient-masking defenses: each view is what an
+    adaptive attack differentiates (BPDA's straight-through approximation, EOT's
+    averaged logits); success is always judged on ``model``.
     ``log`` has one mapping per epoch (``epoch``, ``loss``, ``clean_accuracy``,
     ``robust_accuracy``, ``eps``... whatever applies); ``metrics`` holds final numbers
     (``epsilon`` for DP-SGD, ``temperature``...); ``notes`` are sentences for the report
@@ -98,6 +102,7 @@ class HardenResult:
     method: str
     masks_gradients: bool = False
     module: torch.nn.Module | None = None
+    members: tuple[torch.nn.Module, ...] = ()
     export: Export = "safetensors"
     wrapper: Mapping[str, Any] = field(default_factory=dict)
     adaptive: tuple[tuple[str, Classifier], ...] = ()
