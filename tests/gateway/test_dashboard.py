@@ -63,7 +63,8 @@ def test_only_admins_see_the_dashboard(gateway: dict[str, Any]) -> None:
         assert _get(gateway, path).status_code == 401
         assert _get(gateway, path, gateway["client"]).status_code == 403
         data = _get(gateway, path, gateway["admin"]).json()
-        assert set(data) >= {"requests", "drift", "clients", "incidents", "thresholds"}
+        assert set(data) >= {"requests", "drift", "clients", "incidents", "thresholds",
+                             "decisions"}
 
 
 def test_page_is_self_contained_under_a_nonce_csp(gateway: dict[str, Any]) -> None:
@@ -142,6 +143,7 @@ def test_dashboard_renders_live_data_in_headless_chromium(gateway: dict[str, Any
             n_img = page.locator("img").count()
             n_bars = page.locator("#chart-risk rect").count()
             blocked = page.inner_text("#c-blocked")
+            decisions = page.inner_text("#decisions")
         finally:
             browser.close()
     # The sign-in page answers 401 and there is no favicon: the browser logs both as
@@ -150,5 +152,6 @@ def test_dashboard_renders_live_data_in_headless_chromium(gateway: dict[str, Any
     assert "extraction" in incidents and "block" in incidents
     assert HOSTILE in incidents and n_img == 0 and title != "pwned"  # shown, not run
     assert "token" in clients and n_bars >= 2 and blocked == "1"
+    assert "allow" in decisions and "blocked" in decisions  # refused requests counted too
     shot = (tmp_path / "dashboard.png").read_bytes()
     assert shot[:8] == b"\x89PNG\r\n\x1a\n" and len(shot) > 50_000

@@ -77,6 +77,16 @@ def _as_bearer(token: SecretStr) -> StarletteRequest:
     return StarletteRequest({"type": "http", "headers": [(b"authorization", header)]})
 
 
+def _decisions(metrics: Any) -> dict[str, int]:
+    """Prediction requests by the gateway's decision (allow, blocked, rate-limited...),
+    refused ones included, since the process started."""
+    if metrics is None:
+        return {}
+    return {sample.labels["decision"]: int(sample.value)
+            for family in metrics.decisions.collect() for sample in family.samples
+            if sample.name.endswith("_total")}
+
+
 def _admin_of(auth: Authenticator, request: Request) -> Principal:
     principal = auth.authenticate(request)
     principal.require("admin")
@@ -161,6 +171,7 @@ def dashboard_router() -> APIRouter:
         data: dict[str, Any] = request.app.state.monitor.snapshot()
         store: IncidentStore | None = getattr(request.app.state, "incidents", None)
         data["incidents"] = [i.as_dict() for i in store.list(limit=25)] if store else []
+        data["decisions"] = _decisions(getattr(request.app.state, "metrics", None))
         return data
 
     return router
