@@ -193,3 +193,15 @@ def test_train_digits_cnn_helper_is_deterministic(small_train: Dataset) -> None:
     b = train_digits_cnn(small_train, epochs=1)
     probe = small_train.x[:5]
     np.testing.assert_array_equal(a.predict_proba(probe), b.predict_proba(probe))
+
+
+def test_list_names_every_method(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _run(capsys, "--list")
+    assert code == 0
+    assert all(name in out for name in ("pgd-at", "trades", "fast-at", "dp-sgd",
+                                        "distillation"))
+
+
+def test_missing_arguments_are_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = _run(capsys, "pgd-at")
+    assert code == 2 and "give a METHOD, --model, --data and --out" in err

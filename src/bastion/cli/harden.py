@@ -25,12 +25,13 @@ if TYPE_CHECKING:
 def register(app: typer.Typer) -> None:
     @app.command("harden")
     def harden_cmd(
-        method: str = typer.Argument(..., help="pgd-at, trades, fast-at, dp-sgd, "
-                                     "distillation, or a wrapper (see --list)."),
-        model: str = typer.Option(..., "--model", "-m", help="The model file to harden."),
-        data: Path = typer.Option(..., "--data", "-d", help="Labelled training data."),
-        out: Path = typer.Option(..., "--out", "-o", help="New folder for the hardened "
-                                 "model, hardening.json and the report."),
+        method: str | None = typer.Argument(None, help="pgd-at, trades, fast-at, dp-sgd, "
+                                            "distillation, or a wrapper (see --list)."),
+        model: str | None = typer.Option(None, "--model", "-m",
+                                         help="The model file to harden."),
+        data: Path | None = typer.Option(None, "--data", "-d", help="Labelled training data."),
+        out: Path | None = typer.Option(None, "--out", "-o", help="New folder for the "
+                                        "hardened model, hardening.json and the report."),
         test: Path | None = typer.Option(None, help="Held-out data for the before/after "
                                          "evaluation (default: 20% split off --data)."),
         factory: str | None = typer.Option(
@@ -55,13 +56,44 @@ def register(app: typer.Typer) -> None:
                                     "severity or above (no robustness gained is high)."),
         seed: int = typer.Option(0, help="Seed for every random choice."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress or summary."),
+        list_: bool = typer.Option(False, "--list", help="List the methods and their "
+                                   "parameters."),
     ) -> None:
         """Harden a model with METHOD; write it, its manifest and a before/after report."""
+        from bastion.errors import ConfigError
+
+        if list_:
+            _list()
+            return
+        if method is None or model is None or data is None or out is None:
+            raise ConfigError("give a METHOD, --model, --data and --out (or --list)")
         raise typer.Exit(_harden(
             method, model=model, data=data, out=out, test=test, factory=factory,
             input_shape=input_shape, label=label, params=params, eps=eps, epochs=epochs,
             norm=norm, profile=profile, n_eval=n_eval, fmt=fmt, fail_on=fail_on, seed=seed,
             quiet=quiet))
+
+
+def _list() -> None:
+    """A table of the registered methods: what they need, whether they mask gradients."""
+    import dataclasses
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from bastion.defenses import HARDENERS
+
+    table = Table(title="Hardening methods", title_justify="left")
+    for col in ("name", "needs", "masks gradients", "parameters (--set key=value)",
+                "what it does"):
+        table.add_column(col, overflow="fold")
+    for name, cls in HARDENERS.items():
+        params = ", ".join(f.name.replace("_", "-") for f in dataclasses.fields(cls)
+                           if f.init) if dataclasses.is_dataclass(cls) else ""
+        doc = " ".join((cls.__doc__ or "").strip().split("\n\n")[0].split()).replace("``", "")
+        table.add_row(name, ", ".join(r.__name__ for r in cls.requires),
+                      "yes" if cls.masks_gradients else "no", params, doc)
+    Console().print(table)
 
 
 def _parse_params(items: list[str], eps: str | None, epochs: int | None,
