@@ -256,3 +256,27 @@ def test_naming_an_opt_in_type_switches_it_on(tmp_path: Path) -> None:
     assert (tmp_path / "a.txt").read_text() == path.read_text()
     anonymize(path, tmp_path / "b.txt", AnonymizeConfig(entities={"UUID": "redact"}))
     assert (tmp_path / "b.txt").read_text() == "user [UUID] logged in\n"
+
+
+def test_parquet_identifiers_in_typed_columns_do_not_survive(tmp_path: Path) -> None:
+    import datetime as dt
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table({
+        "ssn": pa.array([123456788, 536225384], type=pa.int64()),
+        "dob": pa.array([dt.date(1951, 3, 14), dt.date(1980, 2, 1)], type=pa.date32()),
+        "age": pa.array([92, 45], type=pa.int32()),
+        "visits": pa.array([3, 4], type=pa.int32()),
+    })  # fmt: skip
+    pq.write_table(table, tmp_path / "in.parquet")
+    anonymize(tmp_path / "in.parquet", tmp_path / "o.parquet", PRESETS["hipaa-safe-harbor"])
+    got = pq.read_table(tmp_path / "o.parquet")
+    assert got.to_pydict() == {
+        "ssn": ["[US_SSN]", "[US_SSN]"],
+        "dob": ["1951", "1980"],
+        "age": ["90+", "45"],
+        "visits": [3, 4],
+    }
+    assert got.schema.field("visits").type == pa.int32()  # no identifiers: type kept

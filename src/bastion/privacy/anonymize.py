@@ -444,9 +444,25 @@ def _classify_rows(header: list[str], rows: Iterable[list[str]]) -> dict[str, Co
     return {c.column: c for c in classify_columns(header, sampled, n_sampled)}
 
 
+def _holds_identifiers(column: ColumnClass | None, rep: _Replacer) -> bool:
+    """Whether the config or a confident column class sends this column's cells to an
+    operator other than ``keep``."""
+    if column is None:
+        return False
+    op = rep.config.columns.get(column.column)
+    if op is not None:
+        return op not in ("keep", "drop")
+    if column.entity is None or column.confidence < rep.config.column_confidence:
+        return False
+    return rep.config.operator(column.entity) != "keep"
+
+
 def _parquet(path: Path, tmp: Path, rep: _Replacer, result: AnonymizeResult) -> None:
-    """String columns are anonymized cell by cell; other columns are copied as they are
-    (their type is kept), and the schema, row groups' order and nulls are preserved."""
+    """String columns are anonymized cell by cell. A column of another type (a date, an
+    integer) that holds identifiers, by its class or by the config, is written as text
+    and anonymized the same way: a ``date32`` birth date becomes ``"1951"``, an integer SSN
+    ``"[US_SSN]"``. Every other column is copied with its type; column order, row order
+    and nulls are preserved."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -467,9 +483,14 @@ def _parquet(path: Path, tmp: Path, rep: _Replacer, result: AnonymizeResult) -> 
     classes = _classify_rows(
         header, ([("" if r[h] is None else str(r[h])) for h in header] for r in sample)
     )
+    recast = {
+        name for name in keep if name not in texts and _holds_identifiers(classes.get(name), rep)
+    }
     groups = _groups(rep.config, header, dropped, classes)
     measured = [*groups.columns, *([groups.sensitive] if groups.sensitive else [])]
-    out_schema = pa.schema([schema.field(name) for name in keep])
+    out_schema = pa.schema(
+        [pa.field(n, pa.string()) if n in recast else schema.field(n) for n in keep]
+    )
     with pq.ParquetWriter(tmp, out_schema) as writer:
         for batch in handle.iter_batches(batch_size=4096):
             result.n_records += batch.num_rows
@@ -477,12 +498,14 @@ def _parquet(path: Path, tmp: Path, rep: _Replacer, result: AnonymizeResult) -> 
             columns = []
             for name in keep:
                 column = batch.column(name)
-                if name in texts:
+                if name in texts or name in recast:
                     values = [
-                        None if v is None else _cell(v, classes.get(name), rep, result.replaced)
+                        None
+                        if v is None
+                        else _cell(str(v), classes.get(name), rep, result.replaced)
                         for v in column.to_pylist()
                     ]
-                    column = pa.array(values, type=column.type)
+                    column = pa.array(values, type=out_schema.field(name).type)
                 columns.append(column)
             writer.write_batch(pa.record_batch(columns, schema=out_schema))
             lists = {n: c.to_pylist() for n, c in zip(keep, columns, strict=True) if n in measured}
