@@ -21,6 +21,7 @@ from sklearn.linear_model import LogisticRegression
 
 from bastion.attacks.extraction import JacobianAugmentation, extract_model
 from bastion.cli.main import main
+from bastion.errors import ConfigError
 from bastion.gateway.incidents import (
     Alarm,
     AlertSettings,
@@ -30,6 +31,7 @@ from bastion.gateway.incidents import (
     Kind,
     Level,
     Playbooks,
+    WebhookNotifier,
     notifiers_from,
 )
 from bastion.gateway.monitor import MonitorSettings, monitored_app
@@ -350,3 +352,45 @@ def test_incidents_cli_lists_shows_and_closes(tmp_path: Path, data: dict[str, An
     assert _cli(capsys, "close", "99", *db)[0] == 2
     code, _, err = _cli(capsys, "list", "--database-url", f"sqlite:///{tmp_path}/gw.db-nothing")
     assert code == 2 and err.count("\n") == 1
+
+
+class _Vault(BaseHTTPRequestHandler):
+    """Answers KV v2 reads of secret/alerts as Vault does, for one token."""
+
+    def do_GET(self) -> None:
+        ok = (self.headers.get("X-Vault-Token") == "vault-root"
+              and self.path == "/v1/secret/data/alerts")
+        doc = {"data": {"data": {"hook": "http://127.0.0.1:9/hooks/FROM-VAULT",
+                                 "smtp": "vault-smtp-pass"},
+                        "metadata": {"version": 1, "deletion_time": "", "destroyed": False}}}
+        body = json.dumps(doc if ok else {"errors": ["permission denied"]}).encode()
+        self.send_response(200 if ok else 403)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_alert_secrets_from_vault(monkeypatch: pytest.MonkeyPatch) -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Vault)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setenv("VAULT_TOKEN", "vault-root")
+        alerts = AlertSettings(vault_addr=f"http://127.0.0.1:{server.server_address[1]}",
+                               vault_path="secret/alerts", webhook_url_vault_field="hook",
+                               smtp_password_vault_field="smtp", smtp_host="127.0.0.1",
+                               smtp_username="gw", smtp_recipients=["a@b.test"])
+        webhook, email = notifiers_from(alerts)
+        assert isinstance(webhook, WebhookNotifier) and isinstance(email, EmailNotifier)
+        assert webhook.url.get_secret_value().endswith("/hooks/FROM-VAULT")
+        assert email.password is not None
+        assert email.password.get_secret_value() == "vault-smtp-pass"
+        assert "FROM-VAULT" not in repr(webhook) and "vault-smtp" not in repr(email)
+        monkeypatch.setenv("VAULT_TOKEN", "wrong")
+        with pytest.raises(ConfigError, match="could not read"):
+            notifiers_from(alerts)
+    finally:
+        server.shutdown()

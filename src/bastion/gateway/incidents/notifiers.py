@@ -169,8 +169,10 @@ class Dispatcher:
 class AlertSettings(BaseModel):
     """The ``[monitor.alerts]`` TOML table: where alerts go and where their secrets are.
 
-    The webhook is on when its URL is in ``webhook_url_file`` or the ``webhook_url_env``
-    variable; e-mail is on when ``smtp_host`` is set.
+    The webhook is on when its URL is in ``webhook_url_file``, the ``webhook_url_env``
+    variable or (with ``vault_addr`` and ``vault_path``) the Vault KV v2 field
+    ``webhook_url_vault_field``; e-mail is on when ``smtp_host`` is set, its password
+    read the same way (Vault field ``smtp_password_vault_field``, else file, else env).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -185,19 +187,35 @@ class AlertSettings(BaseModel):
     smtp_password_env: str = "BASTION_SMTP_PASSWORD"
     smtp_password_file: Path | None = None
     smtp_starttls: bool = True
+    vault_addr: str | None = None
+    vault_path: str | None = None
+    vault_token_env: str = "VAULT_TOKEN"
+    webhook_url_vault_field: str | None = None
+    smtp_password_vault_field: str | None = None
+
+    def secret(self, what: str, *, env: str, file: Path | None,
+               vault_field: str | None) -> SecretStr:
+        """One secret: from Vault when this one has a Vault field, else file, else env."""
+        if vault_field and self.vault_addr and self.vault_path:
+            return read_secret(what, vault_addr=self.vault_addr, vault_path=self.vault_path,
+                               vault_field=vault_field, vault_token_env=self.vault_token_env)
+        return read_secret(what, env=env, file=file)
 
 
 def notifiers_from(alerts: AlertSettings) -> list[Notifier]:
     """The notifiers the settings turn on, with their secrets read now."""
     out: list[Notifier] = []
-    if alerts.webhook_url_file is not None or os.environ.get(alerts.webhook_url_env):
-        out.append(WebhookNotifier(read_secret("alert webhook URL", env=alerts.webhook_url_env,
-                                               file=alerts.webhook_url_file)))
+    in_vault = bool(alerts.vault_addr and alerts.vault_path and alerts.webhook_url_vault_field)
+    if in_vault or alerts.webhook_url_file is not None or os.environ.get(alerts.webhook_url_env):
+        out.append(WebhookNotifier(alerts.secret(
+            "alert webhook URL", env=alerts.webhook_url_env, file=alerts.webhook_url_file,
+            vault_field=alerts.webhook_url_vault_field)))
     if alerts.smtp_host:
         password = None
         if alerts.smtp_username is not None:
-            password = read_secret("SMTP password", env=alerts.smtp_password_env,
-                                   file=alerts.smtp_password_file)
+            password = alerts.secret("SMTP password", env=alerts.smtp_password_env,
+                                     file=alerts.smtp_password_file,
+                                     vault_field=alerts.smtp_password_vault_field)
         out.append(EmailNotifier(host=alerts.smtp_host, port=alerts.smtp_port,
                                  sender=alerts.smtp_sender,
                                  recipients=tuple(alerts.smtp_recipients),
