@@ -2,8 +2,9 @@
 
 Data: sklearn's digits (images) and breast_cancer (tabular, min-max scaled), training
 split of ``bastion.data.demo``. Poison: random label flips and BadNets (target class 0)
-at 1 %, 5 % and 10 %. Detectors run on the inputs (no model). Writes ``results.json``
-and ``RESULTS.md`` next to this file.
+at 1 %, 5 % and 10 %. Detectors run on the inputs (no model). Writes ``detectors.json``
+and ``DETECTORS.md`` next to this file (``peers.py`` writes RESULTS.md: with a model,
+side by side with ART).
 
 Run: python benchmarks/poisoning/detectors.py
 """
@@ -57,7 +58,7 @@ def main() -> None:
                                  "fpr": float(flagged[~m].mean()),
                                  "auc": float(roc_auc_score(m, scores)),
                                  "audit_s": round(seconds, 2)})
-    (HERE / "results.json").write_text(json.dumps(rows, indent=1), encoding="utf-8")
+    (HERE / "detectors.json").write_text(json.dumps(rows, indent=1), encoding="utf-8")
     lines = ["# Poisoning detectors", "",
              "`python benchmarks/poisoning/detectors.py` — detectors on the inputs, no model; "
              "TPR/FPR at each detector's documented threshold, AUC of its scores "
@@ -67,7 +68,7 @@ def main() -> None:
     lines += [f"| {r['data']} | {r['attack']} | {r['fraction']:.0%} | {r['detector']} | "
               f"{r['tpr']:.3f} | {r['fpr']:.3f} | {r['auc']:.3f} | {r['audit_s']} |"
               for r in rows]
-    (HERE / "RESULTS.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (HERE / "DETECTORS.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":
