@@ -394,3 +394,20 @@ def test_alert_secrets_from_vault(monkeypatch: pytest.MonkeyPatch) -> None:
             notifiers_from(alerts)
     finally:
         server.shutdown()
+
+
+def test_a_database_that_is_gone_costs_the_record_not_the_response(
+        tmp_path: Path, data: dict[str, Any], caplog: pytest.LogCaptureFixture) -> None:
+    from sqlalchemy import text
+
+    app = _app(tmp_path, data)
+    sent: list[Incident] = []
+    responder = app.state.monitor._sink
+    responder._dispatcher = type("D", (), {"submit": staticmethod(sent.append)})()
+    with app.state.db.engine.begin() as conn:
+        conn.execute(text("DROP TABLE gateway_incidents"))
+    with caplog.at_level(logging.ERROR, logger="bastion.gateway.incidents"):
+        responder.handle(_alarm(Level.BLOCK, "feedbeef"))
+    assert app.state.monitor.before("10.0.0.1", "feedbeef").value == "block"  # still acted
+    assert "could not store the extraction incident (OperationalError)" in caplog.text
+    assert [i.status for i in sent] == ["unrecorded"]  # the alert still goes out

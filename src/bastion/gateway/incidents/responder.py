@@ -39,7 +39,7 @@ class Responder:
         try:
             incident = self.store.add(alarm, results)
         except SQLAlchemyError as err:
-            log.error("could not store a %s incident (%s); actions taken: %s", alarm.kind,
+            log.error("could not store the %s incident (%s); actions taken: %s", alarm.kind,
                       type(err).__name__, ", ".join(r["action"] for r in results) or "none")
             incident = Incident(id=0, time=alarm.time, kind=alarm.kind.value,
                                 level=alarm.level.value, subject_kind=alarm.subject_kind,
