@@ -69,7 +69,7 @@ def test_dp_results_report_the_privacy_budget() -> None:
     (finding,) = hardening_findings(result, ev)
     assert "(2.5, 1e-05)-differentially private" in finding.title
     assert finding.owasp == ["ML03", "ML04"] and finding.severity is Severity.INFO
-    assert "costs 10.0% clean accuracy" in finding.description
+    assert "costs 10.0 percentage points of clean accuracy" in finding.description
     assert [s.name for s in finding.charts[1].series] == ["loss", "clean accuracy"]
 
 

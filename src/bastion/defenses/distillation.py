@@ -131,7 +131,7 @@ class DefensiveDistillation:
             log=tuple(log), metrics={"temperature": t,
                                      "teacher_validation_accuracy": accuracy(teacher, held_out),
                                      "validation_clean_accuracy": accuracy(student, held_out)},
-            notes=("stage 0 rows of the log are the teacher's, stage 1 the student's; the "
+            notes=("Stage 0 rows of the log are the teacher's, stage 1 the student's; the "
                    "student is deployed at temperature 1", *notes),
         )
 

@@ -233,13 +233,14 @@ def _description(result: HardenResult, ev: Evaluation, overstated: bool) -> str:
     if overstated:
         parts.append(
             f"Plain gradient attacks overstate its robustness by "
-            f"{ev.robust_after - ev.worst_after:.1%}: the defense hides gradients rather "
-            "than removing adversarial examples.")
+            f"{100 * (ev.robust_after - ev.worst_after):.1f} percentage points: the defense "
+            "hides gradients rather than removing adversarial examples.")
     if ev.gain <= NO_GAIN:
         parts.append("The defense gives no robustness over the original model under these "
                      "attacks.")
     if ev.clean_after < ev.clean_before - 0.02:
-        parts.append(f"It costs {ev.clean_before - ev.clean_after:.1%} clean accuracy.")
+        parts.append(f"It costs {100 * (ev.clean_before - ev.clean_after):.1f} percentage "
+                     "points of clean accuracy.")
     parts += [note if note.endswith(".") else f"{note}." for note in result.notes]
     parts.append("Robust accuracy is an upper bound: stronger attacks can only lower it.")
     return " ".join(parts)
