@@ -141,6 +141,8 @@ def malicious(d: Path) -> dict[str, str]:
         "nested.zip": ("pickle in a zip in a zip", _zip({"inner.zip": _zip({"m.pkl": GETCWD})})),
         "model.joblib.gz": ("joblib gzip-compressed", lambda p: joblib.dump(
             {"m": _Reduce(os.getcwd)}, p, compress=("gzip", 3))),
+        "model.joblib.lz4": ("joblib lz4-compressed", lambda p: joblib.dump(
+            {"m": _Reduce(os.getcwd)}, p, compress="lz4")),
         "object.npy": ("numpy object array", lambda p: np.save(
             p, np.array([_Reduce(os.getcwd)], dtype=object), allow_pickle=True)),
         "arrays.npz": ("npz member with object array", lambda p: np.savez(
@@ -251,6 +253,7 @@ def benign(d: Path) -> dict[str, str]:
         "pipeline.pkl": ("scikit-learn pipeline", lambda p: p.write_bytes(pickle.dumps(pipe))),
         "rf.joblib": ("scikit-learn joblib", lambda p: joblib.dump(rf, p)),
         "rf.joblib.xz": ("joblib compressed", lambda p: joblib.dump(rf, p, compress=("xz", 3))),
+        "rf.joblib.lz4": ("joblib lz4-compressed", lambda p: joblib.dump(rf, p, compress="lz4")),
         "state_dict.pt": ("torch state dict", lambda p: torch.save(net.state_dict(), p)),
         "legacy.pt": ("torch legacy state dict", lambda p: torch.save(
             net.state_dict(), p, _use_new_zipfile_serialization=False)),
@@ -314,7 +317,7 @@ def run_peer(tool: str, paths: list[Path]) -> dict[str, dict[str, Any]]:
 
 
 def peer_seconds(tool: str, target: Path, repeat: int = 3) -> float:
-    """Best CPU time of ``repeat`` scans of ``target`` by a peer, in one interpreter."""
+    """Best CPU time of ``repeat`` scans of ``target`` by a peer, in one warm interpreter."""
     proc = subprocess.run(
         [str(PEER_BIN / "python"), str(Path(__file__).with_name("peers.py")), tool,
          *[str(target)] * repeat], capture_output=True, text=True, timeout=1800,
@@ -324,16 +327,20 @@ def peer_seconds(tool: str, target: Path, repeat: int = 3) -> float:
     return min(times) if times else float("nan")
 
 
-def cli_seconds(argv: list[str], repeat: int = 3) -> float:
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        subprocess.run(argv, capture_output=True, timeout=1800)
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+def bastion_seconds(target: Path, repeat: int = 3) -> float:
+    """Best CPU time of ``repeat`` scans of ``target`` by bastion in this (warm) process."""
+    return min(run_bastion([target])[target.name]["seconds"] for _ in range(repeat))
 
 
-def throughput(work: Path) -> dict[str, dict[str, float]]:
+def cli_seconds(argv: list[str]) -> float:
+    t0 = time.perf_counter()
+    subprocess.run(argv, capture_output=True, timeout=1800)
+    return time.perf_counter() - t0
+
+
+def throughput(work: Path, rounds: int = 5) -> dict[str, dict[str, float]]:
+    """Medians over ``rounds`` rounds; each round runs every tool once, back to back, so
+    that the load of the shared machine hits all tools alike."""
     import numpy as np
     import torch
     from sklearn.linear_model import LogisticRegression
@@ -346,24 +353,29 @@ def throughput(work: Path) -> dict[str, dict[str, float]]:
     small = work / "small"
     small.mkdir(exist_ok=True)
     rng = np.random.default_rng(0)
-    x = rng.random((200, 8))
-    y = (x[:, 0] > 0.5).astype(int)
-    for i in range(500):
+    for i in range(500):  # 500 distinct files: each model is fitted on its own data
+        x = rng.random((200, 8))
+        y = (x[:, 0] + 0.3 * x[:, 1] > 0.6).astype(int)
         model = (LogisticRegression() if i % 2 else DecisionTreeClassifier(max_depth=6)).fit(x, y)
         (small / f"model_{i:03d}.pkl").write_bytes(pickle.dumps(model))
     bastion = [sys.executable, "-m", "bastion.cli.main", "artifact", "scan", "-q"]
     results: dict[str, dict[str, float]] = {}
     for label, target in (("500 MB torch state dict", big), ("500 small pickles", small)):
-        row = {"bastion (CLI)": cli_seconds([*bastion, str(target)]),
-               "modelscan (CLI)": cli_seconds([str(PEER_BIN / "modelscan"), "-p", str(target)]),
-               "picklescan (CLI)": cli_seconds([str(PEER_BIN / "picklescan"), "-p",
-                                                str(target)])}
-        # each tool's own API on the same path (a folder for the small pickles), best of 3
-        row["bastion (in-process CPU)"] = min(
-            run_bastion([target])[target.name]["seconds"] for _ in range(3))
-        for tool in PEERS:
-            row[f"{tool} (in-process CPU)"] = peer_seconds(tool, target)
-        results[label] = row
+        runs: dict[str, list[float]] = {}
+        for _ in range(rounds):
+            row = {"bastion (in-process CPU)": bastion_seconds(target)}
+            for tool in PEERS:
+                row[f"{tool} (in-process CPU)"] = peer_seconds(tool, target)
+            row["bastion (CLI)"] = cli_seconds([*bastion, str(target)])
+            row["modelscan (CLI)"] = cli_seconds([str(PEER_BIN / "modelscan"), "-p", str(target)])
+            row["picklescan (CLI)"] = cli_seconds([str(PEER_BIN / "picklescan"), "-p",
+                                                   str(target)])
+            fastest = min(row[f"{tool} (in-process CPU)"] for tool in PEERS)
+            row["bastion speed-up vs fastest peer"] = fastest / row["bastion (in-process CPU)"]
+            for key, value in row.items():
+                runs.setdefault(key, []).append(value)
+        results[label] = {key: statistics.median(values) for key, values in runs.items()}
+        results[label]["speed-up, lowest round"] = min(runs["bastion speed-up vs fastest peer"])
     return results
 
 
