@@ -280,3 +280,16 @@ def test_parquet_identifiers_in_typed_columns_do_not_survive(tmp_path: Path) -> 
         "visits": [3, 4],
     }
     assert got.schema.field("visits").type == pa.int32()  # no identifiers: type kept
+
+
+def test_free_text_column_mentioning_dates_is_not_a_date_column(tmp_path: Path) -> None:
+    path = tmp_path / "free.csv"
+    path.write_text("id,notes\n1,seen 2023-01-02 ok\n2,call 2023-01-05 done\n3,all fine today\n")
+    result = anonymize(path, tmp_path / "out.csv", PRESETS["hipaa-safe-harbor"])
+    assert (tmp_path / "out.csv").read_text().splitlines() == [
+        "id,notes",
+        "1,seen 2023 ok",
+        "2,call 2023 done",
+        "3,all fine today",  # no date in it, so nothing to replace
+    ]
+    assert result.quasi_identifiers == []

@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from bastion.errors import ConfigError, InvalidDataError, UnreadableInputError
 from bastion.privacy._records import open_source
-from bastion.privacy.audit import ColumnClass, classify_columns
+from bastion.privacy.audit import ColumnClass, classify_columns, whole_cell_entities
 from bastion.privacy.pii import Detection, analyze, mask
 from bastion.progress import ProgressSink, emit
 
@@ -439,7 +439,7 @@ def _classify_rows(header: list[str], rows: Iterable[list[str]]) -> dict[str, Co
         for name, value in zip(header, row, strict=True):
             if value:
                 n_sampled[name] += 1
-                for entity in {d.entity for d in analyze(value)}:
+                for entity in whole_cell_entities(value, analyze(value)):
                     sampled[name][entity] += 1
     return {c.column: c for c in classify_columns(header, sampled, n_sampled)}
 

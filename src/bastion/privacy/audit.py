@@ -16,7 +16,7 @@ from pathlib import Path
 
 from bastion.errors import ConfigError
 from bastion.privacy._records import open_source
-from bastion.privacy.pii import RECOGNIZERS, analyze, entity_types, mask
+from bastion.privacy.pii import RECOGNIZERS, Detection, analyze, entity_types, mask
 from bastion.progress import ProgressSink, emit
 from bastion.report.finding import Finding, Metric, Severity
 
@@ -29,6 +29,7 @@ __all__ = [
     "check_entities",
     "classify_columns",
     "name_hint",
+    "whole_cell_entities",
 ]
 
 OWASP = ("ML03", "ML04")
@@ -225,6 +226,14 @@ def _masked(value: str) -> str:
     return mask(value)
 
 
+def whole_cell_entities(text: str, found: Iterable[Detection]) -> set[str]:
+    """Entity types whose detection is (nearly) the whole cell: "212-555-0187" is a phone
+    cell, "call 212-555-0187 after 5" is a free-text cell that mentions one. Only the
+    former says what the column holds."""
+    size = len(text.strip())
+    return {d.entity for d in found if d.end - d.start >= 0.8 * size}
+
+
 def name_hint(column: str) -> str | None:
     low = column.lower()
     return next((entity for rx, entity in _NAME_HINTS if re.search(rx, low)), None)
@@ -233,7 +242,7 @@ def name_hint(column: str) -> str | None:
 def classify_columns(
     columns: Iterable[str], sampled: dict[str, Counter[str]], n_sampled: dict[str, int]
 ) -> list[ColumnClass]:
-    """Combine a name hint and the share of sampled cells with a detection."""
+    """Combine a name hint and the share of sampled cells that are one entity."""
     out = []
     for column in columns:
         counts = sampled.get(column, Counter())
@@ -302,7 +311,7 @@ def audit(
                         opt_in=extra)  # fmt: skip
         if source.kind in ("csv", "parquet") and result.n_records <= sample_rows:
             n_sampled[cell.field] += 1
-            for entity in {d.entity for d in found}:
+            for entity in whole_cell_entities(cell.text, found):
                 sampled[cell.field][entity] += 1
         for d in found:
             result.hits.append(
