@@ -293,3 +293,27 @@ def test_free_text_column_mentioning_dates_is_not_a_date_column(tmp_path: Path) 
         "3,all fine today",  # no date in it, so nothing to replace
     ]
     assert result.quasi_identifiers == []
+
+
+def test_jsonl_numbers_nested_values_and_dropped_fields(tmp_path: Path) -> None:
+    rows = [
+        {"id": i, "ssn": ssn, "name": name, "tags": ["call 212-736-5000"],
+         "meta": {"email": "a.b@example.org"}, "text": "all fine", "secret": "x"}
+        for i, (ssn, name) in enumerate(
+            [(123456788, "Xavi Quorra"), (536225384, "John Smith"), (78123456, "Mary Jones")]
+        )
+    ]  # fmt: skip
+    path = tmp_path / "n.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    config = PRESETS["hipaa-safe-harbor"].model_copy(update={"columns": {"secret": "drop"}})
+    result = anonymize(path, tmp_path / "o.jsonl", config)
+    out = [json.loads(line) for line in (tmp_path / "o.jsonl").read_text().splitlines()]
+    assert out[0] == {
+        "id": 0,  # a number in a field that holds no identifiers stays a number
+        "ssn": "[US_SSN]",  # the field is named like SSNs: its numbers are replaced too
+        "name": "[PERSON]",  # a name no list knows, in a field of names
+        "tags": ["call [PHONE_NUMBER]"],
+        "meta": {"email": "[EMAIL_ADDRESS]"},
+        "text": "all fine",
+    }
+    assert result.dropped_columns == ["secret"]

@@ -342,6 +342,9 @@ def _jsonl(
     rep: _Replacer,
     result: AnonymizeResult,
 ) -> None:
+    classes = _classify_jsonl(path, encoding)
+    dropped = {c for c, op in rep.config.columns.items() if op == "drop"}
+    result.dropped_columns = sorted(dropped)
     groups = _Groups(columns=rep.config.quasi_identifiers or [], sensitive=rep.config.sensitive)
     for number, line in enumerate(_lines(path, encoding), start=1):
         result.n_records += 1
@@ -357,10 +360,56 @@ def _jsonl(
                 line if not line.strip() else rep.text(line.rstrip("\n"), result.replaced) + "\n"
             )
             continue
-        row = {k: rep.text(v, result.replaced) if isinstance(v, str) else v for k, v in row.items()}
+        row = {
+            k: _json(v, classes.get(k), rep, result.replaced)
+            for k, v in row.items()
+            if k not in dropped
+        }
         fh.write(json.dumps(row, ensure_ascii=False) + "\n")
         groups.add(row)
     groups.store(result)
+
+
+def _classify_jsonl(path: Path, encoding: str, n: int = 200) -> dict[str, ColumnClass]:
+    """Top-level fields classified like table columns, from the first ``n`` objects."""
+    rows: list[dict[str, object]] = []
+    for line in _lines(path, encoding):
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(row, dict):
+            rows.append(row)
+        if len(rows) == n:
+            break
+    header = list(dict.fromkeys(k for row in rows for k in row))
+    return _classify_rows(header, ([_scalar_text(row.get(k)) for k in header] for row in rows))
+
+
+def _scalar_text(value: object) -> str:
+    """A string or number as text; anything else (null, bool, list, object) as ""."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        return ""
+    return str(value)
+
+
+def _json(
+    value: object, field: ColumnClass | None, rep: _Replacer, counter: Counter[str]
+) -> object:
+    """A JSON value with its identifiers replaced: strings are scanned (and replaced whole
+    when the field holds identifiers), numbers in such a field become the replacement
+    text, and lists and objects are walked."""
+    if isinstance(value, str):
+        return _cell(value, field, rep, counter)
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int | float):
+        return _cell(str(value), field, rep, counter) if _holds_identifiers(field, rep) else value
+    if isinstance(value, list):
+        return [_json(v, None, rep, counter) for v in value]
+    if isinstance(value, dict):
+        return {k: _json(v, None, rep, counter) for k, v in value.items()}
+    return value
 
 
 def _csv(
