@@ -8,6 +8,7 @@ import json
 import logging
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -345,10 +346,13 @@ def test_incidents_cli_lists_shows_and_closes(tmp_path: Path, data: dict[str, An
     code, _, err = _cli(capsys, "show", "99", *db)
     assert code == 2
     assert err.strip() == "bastion: error: no incident #99; see bastion incidents list"
-    assert app.state.incidents.open_blocks() == [("token", "aaaa")]
+    assert app.state.incidents.blocks() == {("token", "aaaa"): True}
+    assert app.state.monitor.before("10.0.0.1", "aaaa").value == "block"
     code, _, err = _cli(capsys, "close", "2", *db)
     assert code == 0 and "closed incident #2" in err
-    assert app.state.incidents.open_blocks() == []  # not restored at the next start
+    assert app.state.incidents.blocks() == {("token", "aaaa"): False}
+    app.state.monitor._sync_blocks()  # what the worker does every block_sync_s
+    assert app.state.monitor.before("10.0.0.1", "aaaa").value == "allow"
     assert _cli(capsys, "close", "99", *db)[0] == 2
     code, _, err = _cli(capsys, "list", "--database-url", f"sqlite:///{tmp_path}/gw.db-nothing")
     assert code == 2 and err.count("\n") == 1
@@ -411,3 +415,20 @@ def test_a_database_that_is_gone_costs_the_record_not_the_response(
     assert app.state.monitor.before("10.0.0.1", "feedbeef").value == "block"  # still acted
     assert "could not store the extraction incident (OperationalError)" in caplog.text
     assert [i.status for i in sent] == ["unrecorded"]  # the alert still goes out
+
+
+def test_a_block_holds_in_every_gateway_process_on_the_database(
+        tmp_path: Path, data: dict[str, Any]) -> None:
+    first = _app(tmp_path, data, block_sync_s=0.05)
+    second = _app(tmp_path, data, block_sync_s=0.05)  # another worker, same database
+    first.state.monitor._sink.handle(_alarm(Level.BLOCK, "c0ffee"))
+    deadline = time.monotonic() + 5
+    while second.state.monitor.before("10.0.0.2", "c0ffee").value != "block":
+        assert time.monotonic() < deadline, "the other process never saw the block"
+        time.sleep(0.02)
+    (incident,) = first.state.incidents.list()
+    first.state.incidents.close(incident.id)
+    for app in (first, second):
+        while app.state.monitor.before("10.0.0.2", "c0ffee").value != "allow":
+            assert time.monotonic() < deadline, "closing the incident did not lift the block"
+            time.sleep(0.02)

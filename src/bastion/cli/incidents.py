@@ -3,7 +3,7 @@
 Reads the ``gateway_incidents`` table of the gateway's database (``--database-url``, or
 ``database_url`` in the ``[gateway]`` table of ``--config``); nothing is created in a
 database that has no incidents table. ``close`` marks an incident handled: a block it
-placed is no longer restored when the gateway starts again.
+placed is lifted within seconds (every gateway process re-reads open blocks).
 """
 
 from __future__ import annotations
@@ -108,10 +108,10 @@ def register(app: typer.Typer) -> None:
         database_url: str | None = _DB,
         config: Path | None = _CONFIG,
     ) -> None:
-        """Close an incident; its block is lifted when the gateway next starts."""
+        """Close an incident; a block it placed is lifted within seconds."""
         from bastion.errors import UnknownPluginError
 
         if not _store(database_url, config).close(incident_id):
             raise UnknownPluginError(f"no incident #{incident_id}; see bastion incidents list")
-        typer.echo(f"closed incident #{incident_id}; restart the gateway to lift its block",
-                   err=True)
+        typer.echo(f"closed incident #{incident_id}; any block it placed lifts within "
+                   "seconds", err=True)

@@ -30,7 +30,8 @@ alarms at its own documented threshold and 0 well before it:
 
 Risk at ``throttle_at`` or above raises a ``throttle`` alarm, at ``block_at`` a ``block``
 alarm (each once per client and level); the :class:`~bastion.gateway.incidents.Responder`
-runs the playbook. Blocked clients get :attr:`Verdict.BLOCK` from :meth:`before`.
+runs the playbook. Blocked clients get :attr:`Verdict.BLOCK` from :meth:`before`; with
+a responder attached, the blocked set is the database's open blocks (see :meth:`attach`).
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ import queue
 import threading
 import time
 from collections import OrderedDict, deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -107,6 +108,7 @@ class MonitorSettings(BaseModel):
     throttle_at: float = Field(0.5, gt=0, le=1)
     block_at: float = Field(1.0, gt=0, le=1)
     max_clients: int = Field(10_000, ge=1)
+    block_sync_s: float = Field(2.0, gt=0)
     history: int = Field(600, ge=10)
     seed: int = 0
     playbooks: Playbooks = Field(default_factory=Playbooks)
@@ -207,6 +209,9 @@ class RuntimeMonitor:
             min_queries=s.min_queries).fit(reference, generator=rng)
         self._clients: OrderedDict[tuple[str, str], _Client] = OrderedDict()
         self._blocked: set[tuple[str, str]] = set()
+        self._own_blocks: set[tuple[str, str]] = set()
+        self._blocks_source: Callable[[], dict[tuple[str, str], bool]] | None = None
+        self._last_sync = time.monotonic()
         self._window: deque[np.ndarray] = deque(maxlen=s.drift_window)
         self._since_drift_test = 0
         self._last_drift_test = -math.inf
@@ -235,18 +240,38 @@ class RuntimeMonitor:
 
     # -- control -----------------------------------------------------------------------
 
-    def attach(self, sink: AlarmSink) -> None:
-        """Send alarms to ``sink`` (the incident responder) from now on."""
+    def attach(self, sink: AlarmSink,
+               blocks: Callable[[], dict[tuple[str, str], bool]] | None = None) -> None:
+        """Send alarms to ``sink`` (the incident responder) from now on.
+
+        ``blocks`` (the database's blocked subjects, True while an incident about them
+        is open) is read at once and then every ``block_sync_s``: a block placed by
+        another worker process holds here too, and closing its incident lifts it
+        everywhere within seconds. A block this process placed stays until the
+        database says its incident is closed (so a failed write does not lift it).
+        """
         self._sink = sink
+        self._blocks_source = blocks
+        self._sync_blocks()
+
+    def _sync_blocks(self) -> None:
+        if self._blocks_source is None:
+            return
+        try:
+            known = self._blocks_source()
+        except Exception as err:  # keep enforcing what we know while the DB is away
+            log.warning("could not refresh blocked clients (%s)", type(err).__name__)
+            return
+        with self._lock:
+            self._own_blocks = {k for k in self._own_blocks if known.get(k, True)}
+            self._blocked = {k for k, open_ in known.items() if open_} | self._own_blocks
+        self._last_sync = time.monotonic()
 
     def block(self, subject_kind: str, subject: str) -> None:
         """Refuse a ``token`` or ``client`` with 403 from its next request on."""
         with self._lock:
+            self._own_blocks.add((subject_kind, subject))
             self._blocked.add((subject_kind, subject))
-
-    def unblock(self, subject_kind: str, subject: str) -> None:
-        with self._lock:
-            self._blocked.discard((subject_kind, subject))
 
     def flush(self, timeout_s: float = 30.0) -> None:
         """Wait until every queued event has been processed (tests, shutdown)."""
@@ -264,7 +289,12 @@ class RuntimeMonitor:
         while True:
             # Take whatever is waiting (up to a bound) and score it in one model call:
             # under load the monitor's cost per request falls instead of piling up.
-            events = [self._queue.get()]
+            if time.monotonic() - self._last_sync >= self.settings.block_sync_s:
+                self._sync_blocks()
+            try:
+                events = [self._queue.get(timeout=self.settings.block_sync_s)]
+            except queue.Empty:
+                continue
             while len(events) < _MAX_BATCH:
                 try:
                     events.append(self._queue.get_nowait())
@@ -457,8 +487,9 @@ def monitored_app(settings: GatewaySettings, *, models: ModelSlot, monitor: Moni
     """The gateway with the runtime monitor, incident response and the admin dashboard.
 
     ``reference`` defaults to the data file ``monitor.reference`` names; ``notifiers`` to
-    those ``monitor.alerts`` turns on. Blocks from open incidents are restored, so a
-    restart does not let a blocked client back in.
+    those ``monitor.alerts`` turns on. Blocks are those of open incidents in the
+    database, re-read every ``block_sync_s``: they hold across restarts and across
+    worker processes, and closing the incident lifts them.
     """
     from bastion.errors import ConfigError
     from bastion.gateway.app import create_app
@@ -483,10 +514,8 @@ def monitored_app(settings: GatewaySettings, *, models: ModelSlot, monitor: Moni
     dispatcher = Dispatcher(notifiers_from(monitor.alerts) if notifiers is None else notifiers)
     levers = Levers(controls=app.state.controls, blocker=guard,
                     tight_limit=monitor.playbooks.tight_limit)
-    for subject_kind, subject in store.open_blocks():
-        guard.block(subject_kind, subject)
     guard.attach(Responder(store=store, levers=levers, playbooks=monitor.playbooks,
-                           dispatcher=dispatcher))
+                           dispatcher=dispatcher), blocks=store.blocks)
     app.state.monitor = guard
     app.state.incidents = store
     app.state.alerts = dispatcher

@@ -117,15 +117,20 @@ class IncidentStore:
                                 .values(status="closed"))
         return bool(done.rowcount)
 
-    def open_blocks(self) -> builtins.list[tuple[str, str]]:
-        """Subjects of open incidents whose ``block`` action succeeded (restored on start)."""
-        query = select(incidents.c.subject_kind, incidents.c.subject, incidents.c.actions).where(
-            incidents.c.status == "open", incidents.c.level == "block")
+    def blocks(self) -> dict[tuple[str, str], bool]:
+        """Every subject a ``block`` action succeeded on, and whether one of its block
+        incidents is still open (the monitor's blocked set, shared by every gateway
+        process on this database)."""
+        query = select(incidents.c.subject_kind, incidents.c.subject, incidents.c.status,
+                       incidents.c.actions).where(incidents.c.level == "block")
         with self._engine.connect() as conn:
             rows = conn.execute(query).all()
-        return [(r.subject_kind, r.subject) for r in rows
-                if any(a.get("action") == "block" and a.get("ok")
-                       for a in json.loads(r.actions))]
+        out: dict[tuple[str, str], bool] = {}
+        for r in rows:
+            if any(a.get("action") == "block" and a.get("ok") for a in json.loads(r.actions)):
+                key = (r.subject_kind, r.subject)
+                out[key] = out.get(key, False) or r.status == "open"
+        return out
 
 
 def _incident(row: RowMapping | dict[str, Any]) -> Incident:
