@@ -26,7 +26,8 @@ def _robust_accuracy(model: TorchClassifier, data: Dataset, n: int = 200) -> flo
     return result.robust_accuracy
 
 
-@pytest.mark.parametrize("method", ["pgd-at", "trades", "fast-at"])
+@pytest.mark.parametrize("method", [pytest.param("pgd-at", marks=pytest.mark.slow),
+                                    pytest.param("trades", marks=pytest.mark.slow), "fast-at"])
 def test_training_buys_robustness_without_touching_the_user_model(
     method: str, plain_cnn: TorchClassifier, small_train: Dataset,
     digits: tuple[Dataset, Dataset],

@@ -68,6 +68,7 @@ def test_pgd_at_writes_safetensors_that_load_back_and_a_before_after_report(
     assert files["model"].read_bytes() == before  # the user's file is untouched
 
 
+@pytest.mark.slow
 def test_a_scikit_learn_twin_is_hardened_and_saved_as_onnx(
     capsys: pytest.CaptureFixture[str], forest: Path, files: dict[str, Path], tmp_path: Path,
 ) -> None:
@@ -100,6 +101,7 @@ def flat_labels(files: dict[str, Path]) -> np.ndarray:
         return np.asarray(flat["y"])
 
 
+@pytest.mark.slow
 def test_a_retrained_torchscript_model_without_its_architecture_is_refused(
     capsys: pytest.CaptureFixture[str], files: dict[str, Path], tmp_path: Path,
     plain_cnn: TorchClassifier,
@@ -116,6 +118,7 @@ def test_a_retrained_torchscript_model_without_its_architecture_is_refused(
     assert not out.exists() and not list(tmp_path.glob(".ts-out*"))
 
 
+@pytest.mark.slow
 def test_distillation_report_says_it_gives_no_robustness_under_adaptive_attack(
     capsys: pytest.CaptureFixture[str], files: dict[str, Path], tmp_path: Path,
 ) -> None:
