@@ -3,7 +3,7 @@
 - ``person``: a capitalised first name and surname that are both in the name lists
   (``Jane Smith``, ``Smith, Jane``, ``Ludwig van Beethoven``).
 - ``person-shape``: a listed first name and a surname no list knows that is not a common
-  English word either (``Lucia Offredi``, but not ``Rich Inspect``), scored at the
+  English word either (``Lucia Offredi``, but not ``Mark Complete``), scored at the
   threshold.
 - ``person-cued``: only one of the two is listed (``Gerard Bellweather``), which is weak
   evidence on its own, so it needs a cue in the same sentence: a verb of meeting
