@@ -415,6 +415,7 @@ def test_a_database_that_is_gone_costs_the_record_not_the_response(
     assert app.state.monitor.before("10.0.0.1", "feedbeef").value == "block"  # still acted
     assert "could not store the extraction incident (OperationalError)" in caplog.text
     assert [i.status for i in sent] == ["unrecorded"]  # the alert still goes out
+    app.state.monitor.close()
 
 
 def test_a_block_holds_in_every_gateway_process_on_the_database(
