@@ -334,3 +334,17 @@ def test_text_behind_a_data_suffix_is_a_mismatch_not_a_skip(
     path.write_text("just words\n")
     [finding] = scan_path(path).findings
     assert finding.evidence["rule"] == "format-mismatch" and finding.severity is Severity.MEDIUM
+
+
+@pytest.mark.parametrize("method", ["zlib", "gzip", "bz2", "xz", "lzma", "lz4"])
+def test_truncated_compressed_joblib_is_a_finding(tmp_path: Path, method: str) -> None:
+    """A cut stream is never clean: lz4 even holds back the whole cut block."""
+    if method == "lz4":
+        pytest.importorskip("lz4")
+    whole = tmp_path / "whole.joblib"
+    joblib.dump({"w": np.arange(2000.0)}, whole, compress=(method, 3))
+    cut = tmp_path / "cut.joblib"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    assert scan_path(whole).clear
+    rules = {(f.evidence["rule"], f.severity) for f in scan_path(cut).findings}
+    assert ("malformed-archive", Severity.HIGH) in rules

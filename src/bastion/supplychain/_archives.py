@@ -391,4 +391,8 @@ def decompressed(
         except (zlib.error, OSError, EOFError, lzma.LZMAError, RuntimeError) as err:
             problem = _issue("malformed-archive", Severity.HIGH, f"{fmt} stream is corrupt",
                              f"Decompression failed: {err}.", fmt)
+        if problem is None and not decoder.eof:  # lz4 holds back a cut block entirely
+            problem = _issue("malformed-archive", Severity.HIGH, f"{fmt} stream is truncated",
+                             "The stream ends before its end marker: part of it was not "
+                             "seen by this scan.", fmt)
         yield result(), problem
