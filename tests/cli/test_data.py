@@ -3,25 +3,41 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from bastion.attacks.poisoning import BadNets
+from bastion.cli.main import main
 from bastion.data.demo import demo_breast_cancer
 
 
-def _bastion(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "COLUMNS": "120"}
-    env.pop("BASTION_DEBUG", None)
-    return subprocess.run(
-        [sys.executable, "-m", "bastion.cli.main", "data", *map(str, args)],
-        capture_output=True, text=True, env=env, timeout=120,
-    )  # fmt: skip
+@dataclass(frozen=True)
+class Run:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def bastion(capsys: pytest.CaptureFixture[str],
+            monkeypatch: pytest.MonkeyPatch) -> Callable[..., Run]:
+    """Run ``bastion data ...`` in this process through the real entry point (``main``)."""
+    monkeypatch.setenv("COLUMNS", "120")
+    monkeypatch.delenv("BASTION_DEBUG", raising=False)
+
+    def run(*args: str | Path) -> Run:
+        capsys.readouterr()
+        with pytest.raises(SystemExit) as done:
+            main(["data", *map(str, args)])
+        out = capsys.readouterr()
+        code = done.value.code
+        return Run(code if isinstance(code, int) else 1, out.out, out.err)
+
+    return run
 
 
 @pytest.fixture(scope="module")
@@ -38,11 +54,11 @@ def backdoored(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, np.ndarr
 
 
 def test_audit_reports_the_backdoor_and_writes_a_clean_copy(
-        backdoored: tuple[Path, np.ndarray], tmp_path: Path) -> None:
+        bastion: Callable[..., Run], backdoored: tuple[Path, np.ndarray], tmp_path: Path) -> None:
     path, planted = backdoored
     before = path.read_bytes()
     clean = tmp_path / "clean.npz"
-    run = _bastion("audit", path, "--out", clean, "-q")
+    run = bastion("audit", path, "--out", clean, "-q")
     assert run.returncode == 1, run.stderr  # a high finding
     report = json.loads(run.stdout)
     high = next(f for f in report["findings"] if f["severity"] == "high")
@@ -57,10 +73,11 @@ def test_audit_reports_the_backdoor_and_writes_a_clean_copy(
         assert not (cleaned["x"][:, -3:] == 1.0).all(axis=1).any()  # no triggered row left
 
 
-def test_report_file_and_fail_on(backdoored: tuple[Path, np.ndarray], tmp_path: Path) -> None:
+def test_report_file_and_fail_on(bastion: Callable[..., Run], backdoored: tuple[Path, np.ndarray],
+                                tmp_path: Path) -> None:
     path, _ = backdoored
     out = tmp_path / "r.md"
-    run = _bastion("audit", path, "--report", out, "--fail-on", "critical", "-q")
+    run = bastion("audit", path, "--report", out, "--fail-on", "critical", "-q")
     assert run.returncode == 0, run.stderr
     assert out.read_text().startswith("# bastion report")
 
@@ -79,16 +96,17 @@ def _save(tmp_path: Path, x: np.ndarray, y: np.ndarray | None) -> Path:
     (np.random.default_rng(0).normal(size=(10, 3)), np.zeros(10, dtype=int)),  # one class
     (np.array([[np.nan, 1.0]] * 5 + [[0.0, 1.0]] * 5), np.repeat([0, 1], 5)),  # NaN
 ])
-def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, x: np.ndarray,
-                                         y: np.ndarray | None) -> None:
-    run = _bastion("audit", _save(tmp_path, x, y))
+def test_bad_input_is_one_line_and_exit_2(bastion: Callable[..., Run], tmp_path: Path,
+                                         x: np.ndarray, y: np.ndarray | None) -> None:
+    run = bastion("audit", _save(tmp_path, x, y))
     assert run.returncode == 2, run.stderr
     assert run.stderr.count("\n") == 1 and "error" in run.stderr
 
 
-def test_out_may_not_overwrite_the_input(backdoored: tuple[Path, np.ndarray]) -> None:
+def test_out_may_not_overwrite_the_input(bastion: Callable[..., Run],
+                                         backdoored: tuple[Path, np.ndarray]) -> None:
     path, _ = backdoored
-    run = _bastion("audit", path, "--out", path)
+    run = bastion("audit", path, "--out", path)
     assert run.returncode == 2 and "never overwritten" in run.stderr
 
 
@@ -98,7 +116,8 @@ def test_out_may_not_overwrite_the_input(backdoored: tuple[Path, np.ndarray]) ->
     (2, 2, 5),  # rows and model disagree on the feature count
 ])
 def test_model_whose_classes_do_not_match_is_refused(
-        tmp_path: Path, model_classes: int, data_classes: int, model_features: int) -> None:
+        bastion: Callable[..., Run], tmp_path: Path, model_classes: int, data_classes: int,
+        model_features: int) -> None:
     from sklearn.linear_model import LogisticRegression
     from skops.io import dump
 
@@ -109,7 +128,7 @@ def test_model_whose_classes_do_not_match_is_refused(
     dump(fit, tmp_path / "m.skops")
     data = _save(tmp_path, x, np.arange(60) % data_classes)
     clean = tmp_path / "clean.npz"
-    run = _bastion("audit", data, "--model", tmp_path / "m.skops", "--out", clean)
+    run = bastion("audit", data, "--model", tmp_path / "m.skops", "--out", clean)
     assert run.returncode == 2, run.stderr
     assert run.stderr.count("\n") == 1 and "error" in run.stderr
     assert not clean.exists()
