@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from bastion.report.finding import Severity
+from bastion.supplychain import scan_path
 from bastion.supplychain._graphs import (
     scan_keras_config,
     scan_keras_h5,
@@ -111,3 +112,8 @@ def test_keras_h5(tmp_path: Path) -> None:
         f.attrs["model_config"] = json.dumps(KERAS2_LAMBDA)
     assert [i.rule for i in scan_keras_h5(str(path))] == ["keras-lambda"]
     assert [i.rule for i in scan_keras_h5(path.read_bytes())] == ["keras-lambda"]
+    plain = tmp_path / "plain.h5"
+    with h5py.File(plain, "w") as f:
+        f["w"] = [1.0, 2.0]
+    formats = {Path(f.path).name: f.format for f in scan_path(tmp_path).files}
+    assert formats == {"m.h5": "keras-h5", "plain.h5": "hdf5"}

@@ -311,6 +311,7 @@ def _scan_blob(
     elif fmt is Format.GGUF:
         issues += scan_gguf(data)
     elif fmt is Format.HDF5:
+        fmt = detect_content(data, suffix)  # a Keras model or plain HDF5, for the report
         issues += scan_keras_h5(path if path is not None else data)
     elif fmt is Format.ONNX or (fmt is Format.UNKNOWN and suffix == ".onnx"):
         fmt = Format.ONNX  # a model named .onnx that does not parse is a finding there
