@@ -25,6 +25,7 @@ __all__ = [
     "ConfigError",
     "InputNotFoundError",
     "InvalidDataError",
+    "NonNumericFeaturesError",
     "RemoteModelError",
     "ShapeMismatchError",
     "UnknownPluginError",
@@ -60,6 +61,10 @@ class UnsupportedFormatError(BastionError, ValueError):
 
 class InvalidDataError(BastionError, ValueError):
     """Data that cannot be used: empty, NaN/inf, labels out of range, wrong dtype."""
+
+
+class NonNumericFeaturesError(InvalidDataError):
+    """A table whose feature columns hold text: fine to audit as a file, not to feed a model."""
 
 
 class ShapeMismatchError(InvalidDataError):

@@ -30,6 +30,7 @@ from bastion.errors import (
     ConfigError,
     InputNotFoundError,
     InvalidDataError,
+    NonNumericFeaturesError,
     UnreadableInputError,
     UnsupportedFormatError,
 )
@@ -204,7 +205,7 @@ def _table(path: Path, label: str | None, *, csv: bool) -> Dataset:
     bad = [str(c) for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])]
     if bad:
         more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
-        raise InvalidDataError(
+        raise NonNumericFeaturesError(
             f"{path}: feature columns {', '.join(bad[:5])}{more} are not numeric; encode "
             "them as numbers (one-hot or ordinal) or name the label column with --label"
         )

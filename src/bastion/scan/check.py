@@ -38,7 +38,8 @@ from bastion.typing import Classifier, Differentiable
 
 __all__ = ["CHECKS", "NEED_HINTS", "Check", "Need", "ScanContext", "Target"]
 
-Need = Literal["model", "differentiable", "train", "test", "data", "model-file", "labels"]
+Need = Literal["model", "differentiable", "train", "test", "data", "model-file", "labels",
+               "train-file"]
 
 NEED_HINTS: dict[str, str] = {
     "model": "a model (--model)",
@@ -48,6 +49,7 @@ NEED_HINTS: dict[str, str] = {
     "data": "some data (--data or --test)",
     "model-file": "a model file (--model PATH)",
     "labels": "labels in the data",
+    "train-file": "training data (--data)",
 }
 
 
@@ -57,7 +59,9 @@ class Target:
 
     ``model_path`` is the file the model came from (for artifact checks); ``model`` is
     the loaded adapter. ``train`` is the data the model was trained on (``--data``),
-    ``test`` held-out data (``--test``).
+    ``test`` held-out data (``--test``). ``train_file`` is the ``--data`` file itself,
+    kept even when its columns are text and it could not become arrays, so the checks
+    that read files (PII) still run on it.
     """
 
     model: Classifier | None = None
@@ -65,6 +69,7 @@ class Target:
     model_format: str = ""
     train: Dataset | None = None
     test: Dataset | None = None
+    train_file: Path | None = None
 
     @property
     def eval_data(self) -> Dataset | None:
@@ -85,6 +90,8 @@ class Target:
                 return self.eval_data is not None
             case "model-file":
                 return self.model_path is not None
+            case "train-file":  # training data as arrays, or as a file that held text
+                return self.train_file is not None or self.train is not None
             case "labels":
                 data = self.eval_data
                 return data is not None and data.y is not None

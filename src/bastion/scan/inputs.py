@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from bastion.data import Dataset
-from bastion.errors import ConfigError
+from bastion.errors import ConfigError, NonNumericFeaturesError
 from bastion.report.finding import ArtifactInfo
 from bastion.scan.check import Target
 from bastion.scan.runner import NamedTarget
@@ -44,6 +44,16 @@ def artifact_info(role: str, path: Path) -> ArtifactInfo:
         role=role, path=str(path), sha256=sha256_file(path),
         size_bytes=path.stat().st_size, format=str(detect_format(path)),
     )
+
+
+def _load_pair(data: Path | None, test: Path | None,
+               label: str | None) -> tuple[Dataset | None, Dataset | None]:
+    if data is not None and test is not None:
+        from bastion.data import load_split
+
+        # Loaded together so text class names map to the same label numbers in both.
+        return load_split(data, test, label=label)
+    return _load_data(data, label), _load_data(test, label)
 
 
 def _load_data(path: Path | None, label: str | None) -> Dataset | None:
@@ -81,17 +91,15 @@ def load_targets(
     ``trust`` lists model files to load even when the scanner flags them; ``token`` is a
     bearer token for an HTTP model (from ``BASTION_SCAN_TOKEN``, never a logged flag).
     """
-    train: Dataset | None
-    held_out: Dataset | None
-    if data is not None and test is not None:
-        from bastion.data import load_split
-
-        # Loaded together so text class names map to the same label numbers in both.
-        train, held_out = load_split(data, test, label=label)
-    else:
-        train, held_out = _load_data(data, label), _load_data(test, label)
+    try:
+        train, held_out = _load_pair(data, test, label)
+    except NonNumericFeaturesError:
+        if model is not None:
+            raise  # a model needs numbers; the message says how to encode them
+        # Without a model, text columns are what the file checks (PII) are for.
+        train = held_out = None
     artifacts = [artifact_info(role, p) for role, p in (("train", data), ("test", test)) if p]
-    target = Target(train=train, test=held_out)
+    target = Target(train=train, test=held_out, train_file=data)
     if model is not None:
         from bastion.data.validate import validate_for_model
         from bastion.models import load_model

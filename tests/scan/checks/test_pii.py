@@ -35,3 +35,18 @@ def test_feature_names_alone(tmp_path: Path) -> None:
     (finding,) = check.run(Target(train=train), ScanContext())
     assert finding.evidence["features"] == {"ssn": "US_SSN", "dob": "DATE_TIME"}
     assert not check.applies(Target(train=Dataset(x=np.zeros((2, 1)), feature_names=("x1",))))
+
+
+def test_text_columns_without_a_model_are_audited_as_a_file(tmp_path: Path) -> None:
+    from bastion.scan.inputs import load_targets
+    from bastion.scan.runner import run_scan, select_checks
+
+    path = tmp_path / "patients.csv"
+    path.write_text("name,email,diagnosis\nJohn Smith,j.smith@example.com,flu\n"
+                    "Mary Jones,mj@example.org,cold\n")
+    (named,), _ = load_targets(model=None, data=path, test=None, label="diagnosis")
+    assert named.target.train is None and named.target.train_file == path
+    report = run_scan([named], checks=select_checks(["pii", "data-quality"]),
+                      ctx=ScanContext(), command="scan")
+    assert "pii/email-address" in {f.id.split(": ")[-1] for f in report.findings}
+    assert [s.check for s in report.skipped] == ["data-quality"]

@@ -11,6 +11,7 @@ give them away to membership inference and inversion (OWASP ML03, ML04).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import ClassVar
 
 from bastion.privacy.audit import ATLAS, OWASP, audit, categories_of, name_hint
@@ -31,24 +32,18 @@ class PiiCheck:
     title: ClassVar[str] = "Personal data in the training data"
     owasp: ClassVar[tuple[str, ...]] = OWASP
     atlas: ClassVar[tuple[str, ...]] = ATLAS
-    needs: ClassVar[tuple[Need, ...]] = ("train",)
+    needs: ClassVar[tuple[Need, ...]] = ("train-file",)
     threshold: float = 0.5
 
     def applies(self, target: Target) -> bool:
-        train = target.train
-        if train is None:
-            return False
-        from_file = train.path is not None and train.path.suffix.lower() in _SUFFIXES
-        return from_file or any(name_hint(n) for n in train.feature_names)
+        return _auditable(_source(target)) or bool(self._named(target))
 
     def run(self, target: Target, ctx: ScanContext) -> list[Finding]:
-        train = target.train
-        if train is None:
-            return []
         found: list[Finding] = []
-        if train.path is not None and train.path.suffix.lower() in _SUFFIXES:
-            found += audit(train.path, threshold=self.threshold, progress=ctx.progress).findings()
-        named = {n: e for n in train.feature_names if (e := name_hint(n)) is not None}
+        source = _source(target)
+        if source is not None and _auditable(source):
+            found += audit(source, threshold=self.threshold, progress=ctx.progress).findings()
+        named = self._named(target)
         if named:
             found.append(
                 Finding(
@@ -73,3 +68,21 @@ class PiiCheck:
                 )
             )
         return found
+
+    @staticmethod
+    def _named(target: Target) -> dict[str, str]:
+        """Feature names that announce an identifier, with the entity type each names."""
+        names = target.train.feature_names if target.train is not None else ()
+        return {n: e for n in names if (e := name_hint(n)) is not None}
+
+
+def _source(target: Target) -> Path | None:
+    """The training file: as given on the command line, or the one the arrays came from."""
+    if target.train_file is not None:
+        return target.train_file
+    return target.train.path if target.train is not None else None
+
+
+def _auditable(path: Path | None) -> bool:
+    """A file whose text the PII audit can read (arrays in .npz have lost it)."""
+    return path is not None and path.suffix.lower() in _SUFFIXES
