@@ -155,6 +155,39 @@ def test_near_normalised_rows_are_renormalised(server: Server) -> None:
     np.testing.assert_allclose(probs.sum(), 1.0, atol=1e-12)
 
 
+@pytest.mark.parametrize(
+    ("outputs", "expected"),
+    [
+        ([{"label": 0, "probabilities": [0.7, 0.2, 0.1]}], [0.7, 0.2, 0.1]),
+        ([{"label": 0, "probabilities": [0.33, 0.33, 0.33]}], [1 / 3] * 3),  # rounded
+        ([{"label": 2, "top_k": [{"label": 2, "probability": 0.6}]}], [0.2, 0.2, 0.6]),
+        ([{"label": 1}], [0.0, 1.0, 0.0]),
+    ],
+    ids=["full", "rounded", "top-k", "label-only"],
+)
+def test_hardened_gateway_answers_become_distributions(
+    server: Server, outputs: list[dict[str, Any]], expected: list[float]
+) -> None:
+    server.script = [_reply(200, {"outputs": outputs})]
+    model = _client(server.url)
+    np.testing.assert_allclose(model.predict_proba(X[:1]), [expected], atol=1e-12)
+    assert model.n_queries == 1
+
+
+@pytest.mark.parametrize(
+    "outputs",
+    [[], [{"probabilities": [1, 0, 0]}], [{"label": 5}], [{"label": 0, "top_k": [{"label": 9,
+     "probability": 1.0}]}], [{"label": 0, "probabilities": [-1, 1, 1]}], "rows"],
+    ids=["too-few", "no-label", "label-out-of-range", "top-k-class-out-of-range", "negative",
+         "not-a-list"],
+)
+def test_malformed_hardened_answers_fail_with_one_line(server: Server, outputs: object) -> None:
+    server.script = [_reply(200, {"outputs": outputs})]
+    with pytest.raises(RemoteModelError, match="outputs") as info:
+        _client(server.url).predict_proba(X[:1])
+    assert "\n" not in str(info.value)
+
+
 def test_connection_refused_is_retried_then_reported() -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

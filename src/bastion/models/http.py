@@ -11,6 +11,14 @@ Wire format (what ``bastion serve`` answers, and what a user's endpoint must spe
     200 OK
     {"probabilities": [p_1, p_2, ...]}       each p_i a list of n_classes numbers >= 0
                                              summing to 1 (within 1e-3), one per input
+  or, as ``bastion serve`` answers with output hardening (``bastion.defenses.output``):
+    {"outputs": [o_1, o_2, ...]}             each o_i {"label": k} plus "probabilities"
+                                             (full or rounded) or "top_k" [{"label",
+                                             "probability"}]
+
+A hardened answer is turned into the distribution an attacker would assume: rounded
+rows renormalised, the mass a top-k answer leaves out spread evenly over the other
+classes, and a bare label as a one-hot row.
 
 Batches of at most ``batch_size`` inputs go in one request. Connection failures,
 timeouts, 429 and 5xx answers are retried ``retries`` times with exponential backoff
@@ -155,6 +163,8 @@ class HttpClassifier(AdapterBase):
             payload: Any = response.json()
         except ValueError:
             raise RemoteModelError(f"{self.url} answered with invalid JSON") from None
+        if isinstance(payload, dict) and "outputs" in payload and "probabilities" not in payload:
+            return self._from_outputs(payload["outputs"], n)
         rows = payload.get("probabilities") if isinstance(payload, dict) else None
         try:
             probs = np.asarray(rows, dtype=np.float64)
@@ -174,12 +184,49 @@ class HttpClassifier(AdapterBase):
             )
         return np.asarray(probs / sums[:, None])
 
+    def _from_outputs(self, outputs: object, n: int) -> np.ndarray:
+        """Rows from a hardened answer; anything off the format is a one-line error."""
+        if not isinstance(outputs, list) or len(outputs) != n:
+            raise RemoteModelError(
+                f"{self.url} must answer {{\"outputs\": [...]}} with {n} rows; got "
+                f"{len(outputs) if isinstance(outputs, list) else type(outputs).__name__}"
+            )
+        try:
+            probs = np.stack([_hardened_row(o, self._n_classes) for o in outputs])
+        except (TypeError, ValueError, KeyError, IndexError):
+            raise RemoteModelError(
+                f"{self.url} answered outputs that are not {{\"label\": k, ...}} rows for "
+                f"{self._n_classes} classes"
+            ) from None
+        return probs
+
     def _delay(self, attempt: int, retry_after: str | None) -> float:
         delay = self._backoff_s * 2.0**attempt
         if retry_after is not None:
             with contextlib.suppress(ValueError):  # an HTTP date: the exponential delay stands
                 delay = max(delay, float(retry_after))
         return min(delay, self._max_backoff_s) if math.isfinite(delay) else self._max_backoff_s
+
+
+def _hardened_row(row: Mapping[str, Any], n_classes: int) -> np.ndarray:
+    """One hardened output as a probability row (raises on anything malformed)."""
+    label = int(row["label"])
+    if not 0 <= label < n_classes:
+        raise IndexError(label)
+    probs = np.zeros(n_classes)
+    if "probabilities" in row:
+        probs[:] = np.asarray(row["probabilities"], dtype=np.float64)
+    elif "top_k" in row:
+        shown = {int(e["label"]): float(e["probability"]) for e in row["top_k"]}
+        rest = n_classes - len(shown)
+        probs[:] = max(0.0, 1.0 - sum(shown.values())) / rest if rest else 0.0
+        for cls, p in shown.items():
+            probs[cls] = p
+    if not (np.isfinite(probs).all() and (probs >= 0).all()) or probs.sum() <= 0:
+        if "probabilities" in row or "top_k" in row:
+            raise ValueError("scores must be finite, non-negative and not all zero")
+        probs[label] = 1.0  # label only
+    return np.asarray(probs / probs.sum())
 
 
 def _detail(response: httpx.Response) -> str:
