@@ -81,3 +81,19 @@ def test_wrong_encoding_and_unknown_operator_exit_2(tmp_path: Path) -> None:
     out = tmp_path / "o.txt"
     run = _bastion("anonymize", latin, "--out", out, "--config", config, "--encoding", "latin-1")
     assert run.returncode == 2 and run.stderr.count("\n") == 1 and not out.exists()
+
+
+def test_entities_and_opt_in_choose_what_is_looked_for(tmp_path: Path) -> None:
+    path = tmp_path / "t.txt"
+    path.write_text("Mail j.smith@example.com, SSN 123-45-6788, "
+                    "run 123e4567-e89b-12d3-a456-426614174000\n")
+    only_email = json.loads(_bastion("audit", path, "--entities", "EMAIL_ADDRESS").stdout)
+    assert {f["id"] for f in only_email["findings"]} == {"pii/email-address"}
+    default = json.loads(_bastion("audit", path).stdout)
+    assert not any("uuid" in f["id"] for f in default["findings"])
+    opted = json.loads(_bastion("audit", path, "--opt-in", "UUID").stdout)
+    assert any("uuid" in f["id"] for f in opted["findings"])
+    unknown = _bastion("audit", path, "--entities", "SHOE_SIZE")
+    assert unknown.returncode == 2 and unknown.stderr.count("\n") == 1
+    assert "SHOE_SIZE" in unknown.stderr and unknown.stdout == ""
+
