@@ -4,6 +4,9 @@ Routes: ``POST /v1/predict``, ``GET /healthz`` (the process is up), ``GET /ready
 database and rate-limit storage answer), ``GET /metrics`` (Prometheus; ``admin`` unless
 ``metrics_public``) and the OpenAPI document at ``/openapi.json``.
 
+The model runs on the event loop (as in a plain FastAPI endpoint) unless rate limits
+live in Redis; for parallelism across cores, run several ``workers``.
+
 A prediction is answered only after its audit record is committed; when the database
 cannot take it the answer is 503 and the prediction is withheld (fail closed). Refused
 requests are recorded too, with their decision.
@@ -16,6 +19,7 @@ factory, for their own tables), ``models`` (:class:`~.slots.ModelSlot`), ``contr
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import logging
 import time
@@ -88,9 +92,10 @@ def create_app(
     routers: Sequence[APIRouter] = (),
 ) -> FastAPI:
     """The gateway for ``models``; ``db`` and ``pepper`` default to what settings name."""
-    db = db or open_database(settings.database_url)
+    db = db or open_database(settings.database_url,
+                             sqlite_synchronous=settings.sqlite_synchronous)
     pepper = pepper or pepper_from(settings)
-    tokens = TokenStore(db, pepper, settings.roles)
+    tokens = TokenStore(db, pepper, settings.roles, cache_s=settings.token_cache_s)
     auth = Authenticator(tokens, settings)
     limits = RateLimits(per_token=settings.rate_limit_token,
                         per_client=settings.rate_limit_client,
@@ -103,6 +108,11 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # Everything loaded so far (the model, torch, SQLAlchemy...) lives as long as the
+        # server: keep it out of the cyclic GC, whose full passes over those millions of
+        # objects would otherwise stall requests for tens of milliseconds.
+        gc.collect()
+        gc.freeze()
         yield
         audit.close()
 
@@ -140,6 +150,12 @@ def pepper_from(settings: GatewaySettings) -> SecretStr:
 
 def _routes(app: FastAPI, pipeline: Pipeline, audit: AuditLog, metrics: GatewayMetrics,
             settings: GatewaySettings) -> None:
+    # With in-memory rate limits nothing on the request path waits on the network (the
+    # token lookup is cached), so it runs on the event loop, as the model does in a bare
+    # FastAPI endpoint: a worker-thread hop costs more than the rest of the checks put
+    # together. With Redis counters a round trip could stall the loop: a worker thread.
+    inline = settings.rate_limit_storage.startswith("memory")
+
     @app.post("/v1/predict", response_model=PredictResponse, openapi_extra={
         "requestBody": _PREDICT_BODY}, responses={
         code: {"model": ErrorResponse} for code in (400, 401, 403, 413, 415, 422, 429, 503)})
@@ -151,8 +167,11 @@ def _routes(app: FastAPI, pipeline: Pipeline, audit: AuditLog, metrics: GatewayM
         body = await request.body()
         content_type = request.headers.get("content-type", "application/json")
         try:
-            outcome: Outcome | Refusal = await run_in_threadpool(
-                pipeline.serve, request, body, content_type, client)
+            if inline:
+                outcome: Outcome | Refusal = pipeline.serve(request, body, content_type, client)
+            else:
+                outcome = await run_in_threadpool(
+                    pipeline.serve, request, body, content_type, client)
         except Refusal as refusal:
             outcome = refusal
         principal = outcome.principal

@@ -15,18 +15,20 @@ request, and a request's future resolves only after its batch is committed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import queue
 import threading
 from collections.abc import Iterator
 from concurrent.futures import Future
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import insert, select, update
-from sqlalchemy.engine import Connection
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy import select
+from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.pool import PoolProxiedConnection
 
 from bastion.gateway.db import Database, audit_head, audit_records
 
@@ -55,6 +57,11 @@ class AuditEntry:
     latency_ms: float
     decision: str
 
+    def values(self) -> tuple[object, ...]:
+        """The fields in declaration order (cheaper than ``dataclasses.astuple``)."""
+        return (self.request_id, self.time, self.token_id, self.role, self.client,
+                self.input_sha256, self.prediction, self.latency_ms, self.decision)
+
 
 def record_hash(seq: int, entry: dict[str, Any], prev_hash: str) -> str:
     """SHA-256 over the canonical JSON of the record's fields and the previous hash."""
@@ -76,6 +83,9 @@ class AuditLog:
         self._db = db
         self._timeout_s = timeout_s
         self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
+        self._writer: tuple[PoolProxiedConnection, _Statements] | None = None
+        # the driver's own error base class (sqlite3.Error, psycopg.Error)
+        self._db_error: type[Exception] = db.engine.dialect.loaded_dbapi.Error
         self._thread = threading.Thread(target=self._run, name="bastion-audit", daemon=True)
         self._thread.start()
 
@@ -95,14 +105,18 @@ class AuditLog:
     async def awrite(self, entry: AuditEntry) -> None:
         """:meth:`write` for async code: the event loop keeps serving while we wait."""
         try:
-            await asyncio.wait_for(asyncio.wrap_future(self.submit(entry)), self._timeout_s)
+            async with asyncio.timeout(self._timeout_s):  # no extra task, unlike wait_for
+                await asyncio.wrap_future(self.submit(entry))
         except TimeoutError:
             raise AuditUnavailableError("audit log did not commit in time") from None
 
     def close(self) -> None:
-        """Commit what is queued, then stop the writer."""
+        """Commit what is queued, then stop the writer and release its connection."""
         self._queue.put(None)
         self._thread.join(timeout=self._timeout_s)
+        if self._writer is not None:
+            self._writer[0].close()  # back to the pool
+            self._writer = None
 
     def _run(self) -> None:
         while True:
@@ -126,9 +140,9 @@ class AuditLog:
 
     def _commit(self, batch: list[_Pending]) -> None:
         try:
-            with self._db.writing() as conn:
-                _append(conn, [p.entry for p in batch])
-        except (SQLAlchemyError, OSError) as err:
+            self._append([p.entry for p in batch])
+        except (SQLAlchemyError, self._db_error, OSError) as err:
+            self._drop_connection()
             failure = AuditUnavailableError(f"audit log unavailable ({type(err).__name__})")
             for p in batch:
                 p.done.set_exception(failure)
@@ -136,31 +150,70 @@ class AuditLog:
         for p in batch:
             p.done.set_result(None)
 
-
-def _append(conn: Connection, entries: list[AuditEntry]) -> None:
-    head = conn.execute(
-        select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1).with_for_update()
-    ).first()
-    if head is None:
+    def _append(self, entries: list[AuditEntry]) -> None:
+        # The writer holds one driver connection and runs fixed parameterised SQL on it:
+        # SQLAlchemy's per-statement machinery would cost more than the commit itself.
+        if self._writer is None:
+            raw = self._db.engine.raw_connection()
+            self._writer = raw, _Statements(self._db.engine.dialect)
+        raw, sql = self._writer
+        cur = raw.cursor()
         try:
-            with conn.begin_nested():
-                conn.execute(insert(audit_head).values(id=1, seq=0, hash=GENESIS))
-        except IntegrityError:
-            pass  # another worker created it first; the lock below serialises us
-        head = conn.execute(
-            select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)
-            .with_for_update()
-        ).one()
-    seq, prev = int(head.seq), str(head.hash)
-    rows = []
-    for entry in entries:
-        seq += 1
-        values = asdict(entry)
-        digest = record_hash(seq, values, prev)
-        rows.append({**values, "seq": seq, "prev_hash": prev, "hash": digest})
-        prev = digest
-    conn.execute(insert(audit_records), rows)
-    conn.execute(update(audit_head).where(audit_head.c.id == 1).values(seq=seq, hash=prev))
+            if sql.begin:
+                cur.execute(sql.begin)
+            cur.execute(sql.head)
+            head = cur.fetchone()
+            if head is None:  # first record ever; another worker may be racing us to it
+                cur.execute(sql.init_head, (GENESIS,))
+                cur.execute(sql.head)
+                head = cur.fetchone()
+            if head is None:
+                raise AuditUnavailableError("the audit log's head row could not be created")
+            seq, prev = int(head[0]), str(head[1])
+            rows = []
+            for entry in entries:
+                seq += 1
+                values = entry.values()
+                digest = record_hash(seq, dict(zip(_FIELDS, values, strict=True)), prev)
+                rows.append((seq, *values, prev, digest))
+                prev = digest
+            cur.executemany(sql.insert, rows)
+            cur.execute(sql.move_head, (seq, prev))
+            raw.commit()
+        except BaseException:
+            raw.rollback()
+            raise
+        finally:
+            cur.close()
+
+    def _drop_connection(self) -> None:
+        if self._writer is not None:
+            raw, self._writer = self._writer[0], None
+            # the connection may already be gone; a new one is made next time
+            with contextlib.suppress(SQLAlchemyError, self._db_error):
+                raw.invalidate()
+
+
+_FIELDS = tuple(AuditEntry.__dataclass_fields__)
+_COLUMNS = ("seq", *_FIELDS, "prev_hash", "hash")
+
+
+class _Statements:
+    """The writer's SQL for one dialect's parameter style; values are always bound."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        mark = "?" if dialect.paramstyle == "qmark" else "%s"
+        # SQLite connections run in autocommit mode here (see db.py), so the write lock
+        # is taken explicitly; psycopg opens a transaction by itself.
+        self.begin = "BEGIN IMMEDIATE" if dialect.name == "sqlite" else ""
+        # SQLite's BEGIN IMMEDIATE already locks the database; others lock the head row.
+        lock = "" if dialect.name == "sqlite" else " FOR UPDATE"
+        self.head = f"SELECT seq, hash FROM {audit_head.name} WHERE id = 1{lock}"
+        self.init_head = (f"INSERT INTO {audit_head.name} (id, seq, hash) VALUES (1, 0, {mark}) "
+                          "ON CONFLICT (id) DO NOTHING")
+        self.insert = (f"INSERT INTO {audit_records.name} ({', '.join(_COLUMNS)}) "
+                       f"VALUES ({', '.join([mark] * len(_COLUMNS))})")
+        self.move_head = f"UPDATE {audit_head.name} SET seq = {mark}, hash = {mark} WHERE id = 1"
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ they never wait for a writer). PostgreSQL works through psycopg 3 (``postgresql+
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -105,14 +106,21 @@ class Database:
         return True
 
 
-def open_database(url: str, *, create: bool = True) -> Database:
-    """Connect to ``url`` and (by default) create the gateway's tables if missing."""
+def open_database(url: str, *, create: bool = True, sqlite_synchronous: str = "FULL") -> Database:
+    """Connect to ``url`` and (by default) create the gateway's tables if missing.
+
+    ``sqlite_synchronous``: ``FULL`` (default) makes each commit durable against power
+    loss (one fsync per commit); ``NORMAL`` keeps commits safe against a crash or
+    ``kill -9`` of the process but a power cut may lose the last ones.
+    """
+    if sqlite_synchronous.upper() not in ("FULL", "NORMAL"):
+        raise ConfigError("sqlite synchronous must be FULL or NORMAL")
     if not create and url.startswith("sqlite") and ":memory:" not in url:
         path = Path(url.split("///", 1)[-1])
         if not path.is_file():
             raise InputNotFoundError(f"database {path} does not exist; check database_url")
     try:
-        engine = _engine(url)
+        engine = _engine(url, sqlite_synchronous.upper())
     except (ArgumentError, ImportError) as err:
         raise ConfigError(f"database_url is not usable: {type(err).__name__}: {err}") from None
     if create:
@@ -125,23 +133,23 @@ def open_database(url: str, *, create: bool = True) -> Database:
     return Database(engine, sessionmaker(engine, expire_on_commit=False))
 
 
-def _engine(url: str) -> Engine:
+def _engine(url: str, synchronous: str) -> Engine:
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     if not url.startswith("sqlite"):
         return create_engine(url, pool_pre_ping=True, pool_size=8, max_overflow=8)
     engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
-    event.listen(engine, "connect", _sqlite_pragmas)
+    event.listen(engine, "connect", functools.partial(_sqlite_pragmas, synchronous))
     event.listen(engine, "begin", _sqlite_begin)
     return engine
 
 
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+def _sqlite_pragmas(synchronous: str, dbapi_conn: Any, _record: Any) -> None:
     # Let SQLAlchemy, not the driver, issue BEGIN (so BEGIN IMMEDIATE below is used).
     dbapi_conn.isolation_level = None
     cursor = dbapi_conn.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute(f"PRAGMA synchronous={synchronous}")  # one of two literals, checked
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
 

@@ -1,10 +1,13 @@
 """Rate limits per token and per client address, on the ``limits`` library.
 
-The moving-window strategy counts the requests of the last window exactly, so a client
-cannot double its rate at a window boundary. Counters live in memory by default, or in
-Redis (``redis://host:port``) so that several workers or hosts share them. Limits can be
-tightened for one token or client while the gateway runs (incident playbooks do this);
-those overrides live in the process that set them.
+The sliding-window-counter strategy weighs the previous window's count by how much of it
+still overlaps the sliding window, so a client cannot double its rate at a window
+boundary (as with fixed windows), in O(1) memory and time per check; the exact moving
+window keeps one entry per request and costs O(limit) per hit in memory storage.
+Counters live in memory by default, or in Redis (``redis://host:port``) so that several
+workers or hosts share them. Limits can be tightened for one token or client while the
+gateway runs (incident playbooks do this); those overrides live in the process that set
+them.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import time
 from limits import RateLimitItem, parse
 from limits.errors import ConfigurationError, StorageError
 from limits.storage import storage_from_string
-from limits.strategies import MovingWindowRateLimiter
+from limits.strategies import SlidingWindowCounterRateLimiter
 
 from bastion.errors import ConfigError
 
@@ -39,7 +42,7 @@ class RateLimits:
             self._storage = storage_from_string(storage, wrap_exceptions=True)
         except ConfigurationError as err:
             raise ConfigError(f"rate_limit_storage {storage!r} is not usable: {err}") from None
-        self._limiter = MovingWindowRateLimiter(self._storage)
+        self._limiter = SlidingWindowCounterRateLimiter(self._storage)
         self._defaults = {"token": _parse(per_token), "client": _parse(per_client)}
         self._overrides: dict[tuple[str, str], RateLimitItem] = {}
         self._lock = threading.Lock()

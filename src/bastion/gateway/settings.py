@@ -67,6 +67,9 @@ class GatewaySettings(BaseModel):
     workers: int = Field(1, ge=1)
     # storage
     database_url: str = "sqlite:///bastion-gateway.db"
+    # FULL: an acknowledged request survives power loss (an fsync per commit);
+    # NORMAL: it survives a crash or kill -9 of the gateway, not a power cut.
+    sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
     # secrets: where the token pepper is (env var name, file, or Vault KV v2)
     pepper_env: str = "BASTION_GATEWAY_PEPPER"
     pepper_file: Path | None = None
@@ -74,6 +77,9 @@ class GatewaySettings(BaseModel):
     vault_path: str | None = None
     vault_field: str = "pepper"
     vault_token_env: str = "VAULT_TOKEN"
+    # how long a token looked up in the database is trusted before it is read again:
+    # revocations from another process (the CLI) take effect within this time
+    token_cache_s: float = Field(2.0, ge=0)
     # JWT bearer tokens (optional): public key PEM or JWKS JSON file
     jwt_public_key_file: Path | None = None
     jwt_jwks_file: Path | None = None

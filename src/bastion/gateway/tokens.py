@@ -25,6 +25,7 @@ from bastion.gateway.settings import RoleSettings
 __all__ = ["TokenInfo", "TokenStore", "parse_duration"]
 
 _PREFIX = "bst_"
+_CACHE_MAX = 10_000
 
 
 @dataclass(frozen=True)
@@ -46,10 +47,16 @@ class TokenInfo:
 class TokenStore:
     """Create, look up, list and revoke API tokens in the gateway database."""
 
-    def __init__(self, db: Database, pepper: SecretStr, roles: dict[str, RoleSettings]) -> None:
+    def __init__(self, db: Database, pepper: SecretStr, roles: dict[str, RoleSettings], *,
+                 cache_s: float = 0.0) -> None:
         self._db = db
         self._key = pepper.get_secret_value().encode()
         self._roles = roles
+        # id -> (looked up at, digest, facts): spares a database read per request. A
+        # revocation made by another process is seen after at most ``cache_s`` seconds
+        # (this process's own revocations at once).
+        self._cache_s = cache_s
+        self._cache: dict[str, tuple[float, str, TokenInfo]] = {}
 
     def create(
         self,
@@ -90,11 +97,20 @@ class TokenStore:
         token_id = token_id_of(token)
         if token_id is None:
             return None
-        with self._db.engine.connect() as conn:
-            row = conn.execute(select(tokens).where(tokens.c.id == token_id)).first()
-        if row is None or not hmac.compare_digest(row.digest, self._digest(token)):
-            return None
-        return _info(row)
+        now = time.monotonic()
+        cached = self._cache.get(token_id)
+        if cached is None or now - cached[0] > self._cache_s:
+            with self._db.engine.connect() as conn:
+                row = conn.execute(select(tokens).where(tokens.c.id == token_id)).first()
+            if row is None:
+                return None
+            cached = (now, row.digest, _info(row))
+            if self._cache_s > 0:
+                if len(self._cache) >= _CACHE_MAX:
+                    self._cache.clear()
+                self._cache[token_id] = cached
+        _, digest, info = cached
+        return info if hmac.compare_digest(digest, self._digest(token)) else None
 
     def list(self) -> list[TokenInfo]:
         with self._db.engine.connect() as conn:
@@ -106,6 +122,7 @@ class TokenStore:
         with self._db.writing() as conn:
             done = conn.execute(update(tokens).where(tokens.c.id == token_id)
                                 .values(revoked=True))
+        self._cache.pop(token_id, None)
         return bool(done.rowcount)
 
     def _digest(self, token: str) -> str:
