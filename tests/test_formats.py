@@ -24,8 +24,10 @@ from hypothesis import strategies as st
 
 from bastion.errors import InputNotFoundError, UnreadableInputError
 from bastion.formats import (
+    COMPRESSED_FORMATS,
     PICKLE_FORMATS,
     Format,
+    decompressor,
     detect_content,
     detect_format,
     sha256_file,
@@ -349,3 +351,18 @@ def test_truncated_or_corrupt_headers_never_crash(
     path = tmp_path_factory.mktemp("magic") / f"blob{suffix}"
     path.write_bytes(magic + tail)
     assert isinstance(detect_format(path), Format)
+
+
+@pytest.mark.parametrize("fmt", sorted(COMPRESSED_FORMATS - {Format.LZ4}))
+def test_decompressor_round_trips(fmt: Format) -> None:
+    compress = {Format.GZIP: gzip.compress, Format.BZ2: bz2.compress, Format.XZ: lzma.compress,
+                Format.LZMA: lambda d: lzma.compress(d, format=lzma.FORMAT_ALONE),
+                Format.ZLIB: zlib.compress}[fmt]
+    stream = decompressor(fmt)
+    assert stream.decompress(compress(b"model bytes" * 50)) == b"model bytes" * 50
+    assert stream.eof
+
+
+def test_decompressor_refuses_a_format_that_is_not_compressed() -> None:
+    with pytest.raises(ValueError, match="not a compressed format"):
+        decompressor(Format.PICKLE)

@@ -44,6 +44,7 @@ __all__ = [
     "TEXT_SUFFIXES",
     "Buffer",
     "Format",
+    "decompressor",
     "detect_content",
     "detect_format",
     "sha256_file",
@@ -59,6 +60,9 @@ _PICKLE_PROBE = 1 << 20
 
 
 class _Decompressor(Protocol):
+    @property
+    def eof(self) -> bool: ...
+
     def decompress(self, data: bytes, max_length: int = ..., /) -> bytes: ...
 
 
@@ -332,39 +336,48 @@ def _compressed_kind(head: bytes) -> Format | None:
         return Format.ZLIB
     if head[:4] == _LZ4_MAGIC:
         return Format.LZ4
-    for magic, fmt, decompressor in _COMPRESSED:
+    for magic, fmt, make in _COMPRESSED:
         if not head.startswith(magic):
             continue
         if fmt is Format.ZLIB and (len(head) < 2 or int.from_bytes(head[:2]) % 31):
             return None  # RFC 1950: the two header bytes are a multiple of 31
-        try:
-            decompressor().decompress(head, 64)
-        except (zlib.error, OSError, lzma.LZMAError, EOFError, ValueError):
-            return None
-        return fmt
+        return fmt if _inflate(make(), head) is not None else None
     return None
 
 
-def _decompress_head(head: bytes, fmt: Format) -> bytes:
-    """The first bytes of a compressed stream (empty when that needs a missing package)."""
+def decompressor(fmt: Format) -> _Decompressor:
+    """A fresh incremental decompressor for a stream of one of ``COMPRESSED_FORMATS``.
+
+    Raises ImportError for lz4 when the ``lz4`` package (the ``supplychain`` extra) is
+    missing.
+    """
     if fmt is Format.LZ4:
-        try:
-            import lz4.frame  # type: ignore[import-not-found,unused-ignore]
-        except ImportError:
-            return b""
-        try:
-            return bytes(lz4.frame.LZ4FrameDecompressor().decompress(head, 64))
-        except RuntimeError:
-            return b""
-    if fmt is Format.ZLIB and head[:4] == b"ZF0x":
-        head = head[max(head.find(b"x", 4), 0):]
-    for _, kind, decompressor in _COMPRESSED:
+        import lz4.frame  # type: ignore[import-not-found,unused-ignore]
+
+        return cast("_Decompressor", lz4.frame.LZ4FrameDecompressor())
+    for _, kind, make in _COMPRESSED:
         if kind is fmt:
-            try:
-                return decompressor().decompress(head, 64)
-            except (zlib.error, OSError, lzma.LZMAError, EOFError, ValueError):
-                return b""
-    return b""
+            return make()
+    raise ValueError(f"{fmt} is not a compressed format")
+
+
+def _decompress_head(head: bytes, fmt: Format) -> bytes:
+    """The first bytes of a compressed stream (empty when they cannot be had)."""
+    if head[:4] == b"ZF0x":
+        head = head[max(head.find(b"x", 4), 0):]
+    try:
+        inner = _inflate(decompressor(fmt), head)
+    except ImportError:
+        return b""
+    return inner or b""
+
+
+def _inflate(stream: _Decompressor, head: bytes) -> bytes | None:
+    """Up to 64 bytes out of ``head``; None when it is not a valid start of a stream."""
+    try:
+        return bytes(stream.decompress(head, 64))
+    except (zlib.error, OSError, lzma.LZMAError, EOFError, ValueError, RuntimeError):
+        return None
 
 
 def _zlib() -> _Decompressor:

@@ -348,3 +348,14 @@ def test_truncated_compressed_joblib_is_a_finding(tmp_path: Path, method: str) -
     assert scan_path(whole).clear
     rules = {(f.evidence["rule"], f.severity) for f in scan_path(cut).findings}
     assert ("malformed-archive", Severity.HIGH) in rules
+
+
+def test_old_joblib_zf_prefix_is_skipped_to_the_zlib_stream(tmp_path: Path) -> None:
+    """joblib < 0.10 wrote 'ZF0x<hex length>' and padding before the zlib stream."""
+    import zlib
+
+    payload = pickle.dumps({"m": _Getcwd()}, protocol=2)
+    path = tmp_path / "old.joblib"
+    path.write_bytes(f"ZF{len(payload):#x}".encode().ljust(19) + zlib.compress(payload))
+    result = scan_path(path)
+    assert result.files[0].format == "zlib" and result.worst() is Severity.CRITICAL

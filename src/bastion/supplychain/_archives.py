@@ -8,7 +8,6 @@ are never read. Large members spill to a temporary file and are memory-mapped.
 
 from __future__ import annotations
 
-import bz2
 import itertools
 import json
 import lzma
@@ -25,7 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import IO, Any
 
-from bastion.formats import Format, zip_kind
+from bastion.formats import Format, decompressor, zip_kind
 from bastion.report.finding import Severity
 from bastion.supplychain._graphs import scan_keras_config
 from bastion.supplychain._issue import Issue
@@ -333,20 +332,6 @@ def scan_tar(
     return issues
 
 
-def _lz4() -> Any:
-    import lz4.frame  # type: ignore[import-not-found,unused-ignore]
-
-    return lz4.frame.LZ4FrameDecompressor()
-
-
-_STREAMS: dict[Format, Callable[[], Any]] = {
-    Format.GZIP: lambda: zlib.decompressobj(31),
-    Format.ZLIB: zlib.decompressobj,
-    Format.BZ2: bz2.BZ2Decompressor,
-    Format.XZ: lzma.LZMADecompressor,
-    Format.LZMA: lambda: lzma.LZMADecompressor(lzma.FORMAT_ALONE),
-    Format.LZ4: _lz4,
-}
 _CHUNK = 64 << 10  # compressed bytes per step: one step inflates to at most ~64 MiB
 
 
@@ -363,7 +348,7 @@ def decompressed(
     # joblib < 0.10 writes 'ZF0x<length>' and padding before the zlib stream
     fileobj.seek(max(head.find(b"x", 4), 0) if head[:4] == b"ZF0x" else 0)
     try:
-        decoder = _STREAMS[fmt]()
+        decoder = decompressor(fmt)
     except ImportError:
         yield b"", _issue(
             "unscanned-compression", Severity.MEDIUM, f"{fmt} stream not scanned",
