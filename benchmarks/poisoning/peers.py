@@ -18,7 +18,9 @@ to "malignant", so there would be no backdoor to remove):
    classes sent to the target) and clean accuracy, before and after dropping the audit's
    suspect rows (what ``--out`` writes) or only the rows of its backdoor findings
    (activation clustering's flags), and retraining the same MLP from the same seed;
-5. at 5 % BadNets on digits, the same for every target class (the ``sweep`` rows).
+5. at 5 % BadNets on digits, the same for every target class (the ``sweep`` rows), with
+   the MLP and with a linear model (softmax regression, the same training), whose
+   "hidden activations" are the inputs.
 
 Writes ``peers.json`` and ``RESULTS.md``; ``--render`` rewrites RESULTS.md from the
 saved JSON. Run it in the benchmark venv, which has ART (see README.md).
@@ -69,21 +71,22 @@ def _attack(train: Dataset, attack: str, fraction: float, target: int = 0,
 
 
 class MLP(torch.nn.Module):
-    """input -> 64 ReLU (the activations the detectors read) -> classes."""
+    """input -> 64 ReLU (the activations the detectors read) -> classes; or linear."""
 
-    def __init__(self, n_in: int, n_classes: int) -> None:
+    def __init__(self, n_in: int, n_classes: int, *, linear: bool = False) -> None:
         super().__init__()
-        self.hidden = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(n_in, 64),
-                                          torch.nn.ReLU())
-        self.out = torch.nn.Linear(64, n_classes)
+        self.hidden: torch.nn.Module = (
+            torch.nn.Flatten() if linear else
+            torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(n_in, 64), torch.nn.ReLU()))
+        self.out = torch.nn.Linear(n_in if linear else 64, n_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.out(self.hidden(x))
 
 
-def _train(x: np.ndarray, y: np.ndarray, n_classes: int) -> MLP:
+def _train(x: np.ndarray, y: np.ndarray, n_classes: int, linear: bool = False) -> MLP:
     torch.manual_seed(0)
-    net = MLP(int(np.prod(x.shape[1:])), n_classes)
+    net = MLP(int(np.prod(x.shape[1:])), n_classes, linear=linear)
     xt, yt = torch.tensor(x, dtype=torch.float32), torch.tensor(y, dtype=torch.long)
     opt = torch.optim.Adam(net.parameters(), lr=1e-2)
     for _ in range(300):
@@ -126,14 +129,14 @@ def _art(net: MLP, x: np.ndarray, y: np.ndarray, n_classes: int,
 
 
 def _case(name: str, attack: str, fraction: float, target: int | None = None,
-          ) -> list[dict[str, Any]]:
+          linear: bool = False) -> list[dict[str, Any]]:
     if target is None:
         target = 0 if name == "digits" else 1
     train, x_test, y_test = _data(name)
     res, badnets = _attack(train, attack, fraction, target)
     n_classes = int(train.y.max()) + 1 if train.y is not None else 0
     x = np.asarray(res.x, dtype=np.float32)
-    net = _train(x, res.y, n_classes)
+    net = _train(x, res.y, n_classes, linear)
     model = as_classifier(net, input_shape=x.shape[1:], n_classes=n_classes)
     start = time.perf_counter()
     result = audit(Dataset(x=x, y=res.y, kind=train.kind), model=model,
@@ -150,6 +153,7 @@ def _case(name: str, attack: str, fraction: float, target: int | None = None,
     art_s = time.perf_counter() - start
     m = res.mask
     base = {"data": name, "attack": attack, "fraction": fraction, "target": target,
+            "model": "linear" if linear else "mlp",
             "audit_s": round(audit_s, 2), "art_s": round(art_s, 2)}
     if result.triggers is not None:
         base["neural_cleanse_targets"] = result.triggers.targets.tolist()
@@ -157,10 +161,10 @@ def _case(name: str, attack: str, fraction: float, target: int | None = None,
             for d, f in flags.items()]
     if badnets is not None:
         keep = ~result.suspect
-        retrained = _train(x[keep], res.y[keep], n_classes)
+        retrained = _train(x[keep], res.y[keep], n_classes, linear)
         keep_ac = ~result.detections["activation-clustering"].flagged
-        retrained_ac = _train(x[keep_ac], res.y[keep_ac], n_classes)
-        clean = _train(np.asarray(train.x, dtype=np.float32), train.y, n_classes)
+        retrained_ac = _train(x[keep_ac], res.y[keep_ac], n_classes, linear)
+        clean = _train(np.asarray(train.x, dtype=np.float32), train.y, n_classes, linear)
         for row in rows:
             row.update({
                 "asr_before": _asr(net, badnets, x_test, y_test),
@@ -188,17 +192,18 @@ def _points(after: float, before: float) -> str:
 
 
 def _cleaning(rows: list[dict[str, Any]]) -> list[str]:
-    lines = ["| data | poison | target | NC flags | ASR before | after (all suspects) | "
-             "after (backdoor rows) | unpoisoned | clean acc before | after (all suspects) | "
+    lines = ["| data | model | poison | target | NC flags | ASR before | after (all suspects) "
+             "| after (backdoor rows) | unpoisoned | clean acc before | after (all suspects) | "
              "after (backdoor rows) | unpoisoned |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     seen = set()
     for r in rows:
-        key = (r["data"], r["fraction"], r["target"])
+        key = (r["data"], r.get("model", "mlp"), r["fraction"], r["target"])
         if "asr_before" not in r or key in seen:
             continue
         seen.add(key)
-        lines.append(f"| {r['data']} | {r['fraction']:.0%} | {r['target']} | "
+        lines.append(f"| {r['data']} | {r.get('model', 'mlp')} | {r['fraction']:.0%} | "
+                     f"{r['target']} | "
                      f"{r.get('neural_cleanse_targets', '-')} | {r['asr_before']:.3f} | "
                      f"{r['asr_after']:.3f} | {r['asr_after_backdoor_rows']:.3f} | "
                      f"{r['asr_unpoisoned']:.3f} | {r['acc_before']:.3f} | "
@@ -228,7 +233,8 @@ def _headline(rows: list[dict[str, Any]]) -> list[str]:
 def _render(rows: list[dict[str, Any]], sweep: list[dict[str, Any]]) -> None:
     target0 = [r for r in rows if r["data"] == "digits" and r["attack"] == "badnets"
                and r["fraction"] == 0.05]
-    every = sorted(sweep + target0, key=lambda r: r["target"])
+    every = sorted(sweep + target0, key=lambda r: (r.get("model", "mlp") != "mlp",
+                                                   r["target"]))
     lines = ["# Poisoning: bastion's detectors side by side with ART", "",
              "`benchmarks/.venv-poisoning/bin/python benchmarks/poisoning/peers.py` "
              "(ART 1.20.1, torch 2.13.0 CPU, one thread). Same poisoned rows, same trained "
@@ -240,10 +246,11 @@ def _render(rows: list[dict[str, Any]], sweep: list[dict[str, Any]]) -> None:
     lines += ["", "## BadNets: attack success rate (ASR) and clean accuracy before and after "
               "cleaning and retraining", ""]
     lines += _cleaning(rows)
-    lines += ["", "## Digits, 5 % BadNets, every target class", ""]
+    lines += ["", "## Digits, 5 % BadNets, every target class, MLP and linear model", ""]
     lines += _cleaning(every)
-    lines += ["", "| target | detector | TPR | FPR |", "|---|---|---|---|"]
-    lines += [f"| {r['target']} | {r['detector']} | {r['tpr']:.3f} | {r['fpr']:.3f} |"
+    lines += ["", "| model | target | detector | TPR | FPR |", "|---|---|---|---|---|"]
+    lines += [f"| {r.get('model', 'mlp')} | {r['target']} | {r['detector']} | "
+              f"{r['tpr']:.3f} | {r['fpr']:.3f} |"
               for r in every if r["detector"] in _SWEEP_SHOWN]
     lines += ["", "## Every detector, every case", ""]
     lines += _table(rows)
@@ -272,6 +279,7 @@ def main() -> None:
                 rows += _case(name, attack, fraction)
                 print(name, attack, fraction, file=sys.stderr)
     sweep = [r for t in range(1, 10) for r in _case("digits", "badnets", 0.05, t)]
+    sweep += [r for t in range(10) for r in _case("digits", "badnets", 0.05, t, linear=True)]
     (HERE / "peers.json").write_text(json.dumps({"main": rows, "sweep": sweep}, indent=1),
                                      encoding="utf-8")
     _render(rows, sweep)
