@@ -100,3 +100,13 @@ def test_bad_requests_are_refused() -> None:
         FeatureCollision(base_class=0)(
             as_classifier(RandomForestClassifier(n_estimators=2).fit(x, y)), x, y, x[0],
             generator=rng)
+
+
+def test_same_generator_same_poisons() -> None:
+    rng = np.random.default_rng(0)
+    x, y = rng.uniform(size=(40, 4)), np.repeat([0, 1], 20)
+    model = as_classifier(LogisticRegression().fit(x, y))
+    a, b = (FeatureCollision(base_class=0, n_poisons=3, steps=20)(
+        model, x, y, x[30], generator=np.random.default_rng(5)) for _ in range(2))
+    np.testing.assert_array_equal(a.indices, b.indices)
+    np.testing.assert_array_equal(a.x, b.x)

@@ -94,3 +94,13 @@ def test_trigger_carriers_are_the_poisoned_rows() -> None:
     assert d.flagged[res.mask].mean() >= 0.9
     assert d.flagged[~res.mask].mean() <= 0.01
     assert not d.flagged[res.y != 3].any()
+
+
+def test_same_seed_same_triggers() -> None:
+    rng = np.random.default_rng(0)
+    x, y = rng.uniform(size=(60, 6)).astype(np.float32), np.arange(60) % 3
+    model = as_classifier(LogisticRegression().fit(x, y))
+    a, b = (NeuralCleanse(steps=15, n_samples=20, seed=4)(model, x, y) for _ in range(2))
+    np.testing.assert_array_equal(a.masks, b.masks)
+    np.testing.assert_array_equal(a.patterns, b.patterns)
+    assert a.masks.shape == (3, 6) and a.masks.min() >= 0 and a.masks.max() <= 1
