@@ -1,3 +1,4 @@
+from collections.abc import Callable
 from dataclasses import replace
 
 import numpy as np
@@ -45,8 +46,13 @@ def test_label_flips_give_a_medium_finding() -> None:
     assert len(hits) >= 0.6 * len(res.indices)
 
 
-def test_clean_data_gives_no_finding_above_low() -> None:
-    train, _ = demo_breast_cancer(0)
+@pytest.mark.parametrize("demo", [
+    demo_breast_cancer,
+    pytest.param(demo_digits, marks=pytest.mark.slow),  # ~8 s; 28 honest rows suspect
+])
+def test_clean_data_gives_no_finding_above_low(demo: Callable[[int], tuple[Dataset, Dataset]],
+                                               ) -> None:
+    train, _ = demo(0)
     found = Poisoning().run(Target(train=train), ScanContext(seed=0))
     assert all(f.severity in (Severity.INFO, Severity.LOW) for f in found)
     summary = next(f for f in found if f.id == "poisoning/summary")

@@ -9,7 +9,9 @@ forest) on the training data and reports:
 - ``backdoor-target-<class>``: high — with a model that gives gradients, Neural Cleanse
   (Wang et al., 2019) reversed a trigger for this class far smaller than for the others;
 - ``label-errors``: medium when at least ``label_error_fraction`` of the rows are suspect
-  label errors (flagged by two or more detectors), else low;
+  label errors (flagged by two or more detectors), else low. The bar is 3 %: on the
+  clean demo data the audit calls 0.5 % (breast cancer) to 2.1 % (digits) of the rows
+  suspect, and 5 % label flips give 4.9 % (breast cancer) to 6.6 % (digits);
 - ``summary``: info — per-class counts, each detector's flags and a chart of score
   distributions, so a clean run still shows what was measured.
 
@@ -56,7 +58,7 @@ def _ranked(result: AuditResult, rows: np.ndarray) -> list[dict[str, object]]:
 def audit_findings(result: AuditResult, data: Dataset, *, check: str = "poisoning",
                    owasp: tuple[str, ...] = ("ML02", "ML10"),
                    atlas: tuple[str, ...] = ("AML.T0020", "AML.T0018"),
-                   label_error_fraction: float = 0.02) -> list[Finding]:
+                   label_error_fraction: float = 0.03) -> list[Finding]:
     """Findings for one audit of ``data``; shared by the scan check and `bastion data audit`."""
     if data.y is None or len(data) != len(result.suspect):
         raise InvalidDataError("these findings need the labelled dataset the audit ran on")
@@ -172,7 +174,7 @@ class Poisoning:
     atlas: ClassVar[tuple[str, ...]] = ("AML.T0020", "AML.T0018")
     needs: ClassVar[tuple[Need, ...]] = ("train",)
     expected_fraction: float = 0.05
-    label_error_fraction: float = 0.02
+    label_error_fraction: float = 0.03
     neural_cleanse_steps: int = 150
 
     def applies(self, target: Target) -> bool:
