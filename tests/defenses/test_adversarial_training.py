@@ -154,3 +154,17 @@ def test_unlabelled_or_misshaped_data_is_refused(plain_cnn: TorchClassifier,
     with pytest.raises(ShapeMismatchError, match="shape"):
         hardener.apply(plain_cnn, Dataset(x=np.zeros((10, 64), np.float32),
                                           y=np.zeros(10, np.int64)), val=small_train)
+
+
+@pytest.mark.parametrize(("method", "params", "message"), [
+    ("trades", {"beta": "-1"}, "beta must be >= 0"),
+    ("fast-at", {"overfit-gap": "2"}, "overfit-gap must lie in"),
+    ("pgd-at", {"eps": "0"}, "needs eps > 0"),
+    ("pgd-at", {"steps": "0"}, "at least 1"),
+])
+def test_bad_hyper_parameters_fail_before_training(
+    method: str, params: dict[str, str], message: str, plain_cnn: TorchClassifier,
+    small_train: Dataset,
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        build_hardener(method, params).apply(plain_cnn, small_train)

@@ -204,10 +204,13 @@ class TRADES(_AdversarialTraining):
 
     beta: float = 6.0
 
-    def batch_loss(self, net: TorchClassifier, x: torch.Tensor, y: torch.Tensor, eps: float,
-                   generator: torch.Generator) -> torch.Tensor:
+    def _validate(self) -> None:
+        super()._validate()
         if not self.beta >= 0:
             raise ConfigError(f"trades beta must be >= 0; got {self.beta}")
+
+    def batch_loss(self, net: TorchClassifier, x: torch.Tensor, y: torch.Tensor, eps: float,
+                   generator: torch.Generator) -> torch.Tensor:
         lo, hi = net.bounds
         net.module.eval()
         with torch.no_grad():
@@ -236,6 +239,11 @@ class FastAdversarialTraining(_AdversarialTraining):
     the FGSM-minus-PGD validation accuracy gap that flags catastrophic overfitting."""
 
     overfit_gap: float = 0.2
+
+    def _validate(self) -> None:
+        super()._validate()
+        if not 0 <= self.overfit_gap <= 1:
+            raise ConfigError(f"fast-at overfit-gap must lie in [0, 1]; got {self.overfit_gap}")
 
     @property
     def alpha(self) -> float:
