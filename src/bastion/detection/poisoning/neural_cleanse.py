@@ -7,7 +7,8 @@ For each label ``t`` find the smallest trigger that sends clean inputs to ``t``:
 label needs a much smaller mask than the others: the trigger is a shortcut.
 
 ``lambda_t`` follows the paper's schedule: it starts at 0 and is set to ``init_cost``
-once the trigger reaches ``success_threshold`` attack success; afterwards, every
+once the trigger has held ``success_threshold`` attack success for ``patience``
+consecutive steps; afterwards, every
 ``patience`` consecutive steps at or above that success multiply it by
 ``cost_multiplier``, and ``patience`` steps below divide it by ``cost_multiplier ** 1.5``.
 The trigger kept for a label is the one with the smallest mask L1 norm among those that
@@ -126,6 +127,7 @@ class NeuralCleanse:
         targets = torch.arange(k, device=device).repeat_interleave(batch.shape[1])
         cost = torch.zeros(k, device=device)
         up = torch.zeros(k, dtype=torch.long, device=device)
+        waiting = torch.zeros(k, dtype=torch.long, device=device)
         down = torch.zeros(k, dtype=torch.long, device=device)
         best_l1 = torch.full((k,), float("inf"), device=device)
         best_mask = torch.zeros_like(mask_raw)
@@ -152,7 +154,9 @@ class NeuralCleanse:
                 best_pattern[better] = pattern[better]
                 best_success = torch.where(better, success, best_success)
                 started = cost > 0
-                cost = torch.where(~started & ok, torch.full_like(cost, self.init_cost), cost)
+                waiting = torch.where(~started & ok, waiting + 1, torch.zeros_like(waiting))
+                begin = waiting >= self.patience
+                cost = torch.where(begin, torch.full_like(cost, self.init_cost), cost)
                 up = torch.where(started & ok, up + 1, torch.zeros_like(up))
                 down = torch.where(started & ~ok, down + 1, torch.zeros_like(down))
                 raise_ = up >= self.patience
