@@ -72,6 +72,20 @@ def test_pickle_formats_can_run_code(tmp_path: Path) -> None:
     assert "bastion artifact scan" in found["code-on-load"].recommendation
 
 
+def test_compressed_stream_it_cannot_open_can_run_code_too(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    import joblib
+
+    path = tmp_path / "m.joblib"
+    joblib.dump({"w": [1.0, 2.0]}, path, compress="lz4")
+    os.chmod(path, 0o644)
+    monkeypatch.setitem(sys.modules, "lz4", None)  # the decompressor is not installed
+    monkeypatch.setitem(sys.modules, "lz4.frame", None)
+    assert _slugs(path)["code-on-load"].severity is Severity.HIGH
+
+
 def test_model_folder_hashes_its_manifest_and_checks_every_file(tmp_path: Path) -> None:
     model = tmp_path / "model"
     (model / "sub").mkdir(parents=True)

@@ -24,13 +24,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-from bastion.formats import PICKLE_FORMATS, Format, detect_format, sha256_file, suffix_mismatch
+from bastion.formats import (
+    COMPRESSED_FORMATS,
+    PICKLE_FORMATS,
+    Format,
+    detect_format,
+    sha256_file,
+    suffix_mismatch,
+)
 from bastion.report.finding import Finding, Metric, Severity
 from bastion.scan.check import CHECKS, Need, ScanContext, Target
 
 __all__ = ["ArtifactIntegrity"]
 
-_CODE_ON_LOAD = PICKLE_FORMATS | {Format.TORCH_ZIP}
+# A compressed stream counts too: joblib compresses pickles, and a missing decompressor
+# must not make one look harmless.
+_CODE_ON_LOAD = PICKLE_FORMATS | COMPRESSED_FORMATS | {Format.TORCH_ZIP}
 _TOP = 20
 
 
