@@ -115,6 +115,8 @@ def test_deep_ensemble_hardener_trains_distinct_members(deep) -> None:
     model = deep.model
     assert HARDENERS.get("ensemble").masks_gradients is False
     assert isinstance(model, EnsembleDifferentiable) and len(model.members) == 3
+    assert deep.module is None and len(deep.members) == 3  # the CLI saves member-1..3
+    assert all(a is m.module for a, m in zip(deep.members, model.members, strict=True))
     first, second = (m.module[0].weight for m in model.members[:2])
     assert not torch.equal(first, second)
     assert deep.metrics["validation_accuracy"] > 0.9

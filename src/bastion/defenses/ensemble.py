@@ -197,7 +197,7 @@ class DeepEnsemble:
             held, abstain_rate=self.abstain_rate)
         assert result.threshold is not None  # calibrated() always sets it
         return HardenResult(
-            model=result, method=name, log=tuple(log),
+            model=result, method=name, members=tuple(m.module for m in members), log=tuple(log),
             wrapper={"ensemble": name, "n_members": self.n_members,
                      "uncertainty": self.uncertainty, "threshold": result.threshold},
             metrics={"threshold": result.threshold,
