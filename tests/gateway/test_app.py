@@ -152,6 +152,9 @@ def test_oversized_body_is_413_before_it_is_read(make_app: Callable[..., Any],
         r = httpx.post(f"{url}/v1/predict", content=b"[" * 5000, timeout=10,
                        headers={**bearer(_token(app)), "content-type": "application/json"})
         assert r.status_code == 413 and "2000 bytes" in r.json()["detail"]
+        chunked = httpx.post(f"{url}/v1/predict", content=iter([b"[" * 1000] * 5), timeout=10,
+                             headers={**bearer(_token(app)), "content-type": "application/json"})
+        assert chunked.status_code == 413  # no Content-Length: counted as it arrives
 
 
 def test_flood_from_one_token_gets_429(make_app: Callable[..., Any], settings: Any,
