@@ -170,6 +170,17 @@ def test_flood_from_one_token_gets_429(make_app: Callable[..., Any], settings: A
         assert _predict(url, other, payload).status_code == 200  # other tokens unaffected
 
 
+def test_forwarded_for_does_not_dodge_the_client_limit(make_app: Callable[..., Any],
+                                                       settings: Any, digits: Any) -> None:
+    app = make_app(settings=settings.model_copy(update={"rate_limit_client": "3/minute"}))
+    payload = {"inputs": digits[0][:1].tolist()}
+    with live(app) as url:
+        codes = [httpx.post(f"{url}/v1/predict", json=payload, timeout=10, headers={
+            **bearer(_token(app)), "X-Forwarded-For": f"10.0.0.{i}"}).status_code
+            for i in range(5)]
+    assert codes == [200] * 3 + [429] * 2
+
+
 class _Recorder:
     """A guard with a fixed verdict that remembers what it was told."""
 

@@ -90,7 +90,9 @@ def serve(settings: GatewaySettings, *, config: Path | None = None) -> None:
     import uvicorn
 
     common = {"host": settings.host, "port": settings.port, "log_level": "warning",
-              "server_header": False, "access_log": False}
+              "server_header": False, "access_log": False,
+              "proxy_headers": bool(settings.trusted_proxies),
+              "forwarded_allow_ips": ",".join(settings.trusted_proxies) or None}
     if settings.workers == 1:
         uvicorn.run(build_app(settings, config), **common)  # type: ignore[arg-type]
         return
@@ -121,7 +123,7 @@ def running(app: FastAPI, *, host: str = "127.0.0.1", port: int = 0,
             s.bind((host, 0))
             port = int(s.getsockname()[1])
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning",
-                                           lifespan="on"))
+                                           lifespan="on", proxy_headers=False))
     thread = threading.Thread(target=server.run, name="bastion-gateway", daemon=True)
     thread.start()
     deadline = time.monotonic() + timeout_s

@@ -65,6 +65,9 @@ class GatewaySettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
     workers: int = Field(1, ge=1)
+    # addresses of reverse proxies whose X-Forwarded-For is believed; nobody's by default,
+    # or any local process could pick its own client address and dodge per-client limits
+    trusted_proxies: list[str] = Field(default_factory=list)
     # storage
     database_url: str = "sqlite:///bastion-gateway.db"
     # FULL: an acknowledged request survives power loss (an fsync per commit);
