@@ -111,9 +111,14 @@ def deep(plain_cnn, digits):
     return result
 
 
-def test_deep_ensemble_hardener_trains_distinct_members(deep) -> None:
+def test_deep_ensemble_hardener_trains_distinct_members(deep, digits) -> None:
     model = deep.model
-    assert HARDENERS.get("ensemble").masks_gradients is False
+    assert HARDENERS.get("ensemble").masks_gradients and deep.masks_gradients
+    ((label, view),) = deep.adaptive
+    assert label == "logit-mean" and isinstance(view, EnsembleDifferentiable)
+    x = torch.as_tensor(digits[1].x[:5])
+    expected = torch.stack([m.logits(x) for m in model.members]).mean(0)
+    torch.testing.assert_close(view.logits(x), expected)
     assert isinstance(model, EnsembleDifferentiable) and len(model.members) == 3
     assert deep.module is None and len(deep.members) == 3  # the CLI saves member-1..3
     assert all(a is m.module for a, m in zip(deep.members, model.members, strict=True))
