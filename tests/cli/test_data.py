@@ -132,3 +132,28 @@ def test_model_whose_classes_do_not_match_is_refused(
     assert run.returncode == 2, run.stderr
     assert run.stderr.count("\n") == 1 and "error" in run.stderr
     assert not clean.exists()
+
+
+@pytest.mark.slow  # ~10 s: the full audit of 1347 digit rows plus Neural Cleanse
+def test_with_a_model_neural_cleanse_names_the_target(bastion: Callable[..., Run],
+                                                      tmp_path: Path) -> None:
+    from sklearn.linear_model import LogisticRegression
+    from skops.io import dump
+
+    from bastion.data.demo import demo_digits
+
+    train, _ = demo_digits(0)
+    assert train.y is not None
+    res = BadNets(target=3, fraction=0.05, patch_size=2)(train.x, train.y,
+                                                         generator=np.random.default_rng(0))
+    np.savez(tmp_path / "d.npz", x=res.x, y=res.y)
+    dump(LogisticRegression(max_iter=500).fit(res.x.reshape(len(res.x), -1), res.y),
+         tmp_path / "m.skops")
+    clean = tmp_path / "clean.npz"
+    run = bastion("audit", tmp_path / "d.npz", "--model", tmp_path / "m.skops",
+                  "--input-shape", "1,8,8", "--out", clean, "-q")
+    assert run.returncode == 1, run.stderr
+    ids = {f["id"] for f in json.loads(run.stdout)["findings"]}
+    assert "poisoning/backdoor-target-3" in ids
+    with np.load(clean) as cleaned:  # every triggered row is gone
+        assert not (cleaned["x"][:, 0, -2:, -2:] == 1.0).all(axis=(1, 2)).any()
