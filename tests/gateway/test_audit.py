@@ -86,3 +86,14 @@ def test_deleted_tail_is_detected(filled: Database) -> None:
 
 def test_empty_log_verifies(db: Database) -> None:
     assert verify_chain(db).ok and verify_chain(db).n_records == 0
+
+
+@pytest.mark.parametrize(("setting", "level"), [("FULL", 2), ("NORMAL", 1)])
+def test_sqlite_runs_in_wal_with_the_chosen_durability(tmp_path: Path, setting: str,
+                                                       level: int) -> None:
+    from sqlalchemy import text
+
+    db = open_database(f"sqlite:///{tmp_path}/d.db", sqlite_synchronous=setting)
+    with db.engine.connect() as conn:
+        assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+        assert conn.execute(text("PRAGMA synchronous")).scalar() == level
