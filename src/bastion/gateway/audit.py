@@ -22,7 +22,7 @@ import queue
 import threading
 from collections.abc import Iterator
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
@@ -72,8 +72,13 @@ def record_hash(seq: int, entry: dict[str, Any], prev_hash: str) -> str:
 
 @dataclass
 class _Pending:
+    """A queued record and whoever waits for it: a thread (``done``) or a coroutine
+    (``waiter`` on ``loop``)."""
+
     entry: AuditEntry
-    done: Future[None] = field(default_factory=Future)
+    done: Future[None] | None = None
+    waiter: asyncio.Future[None] | None = None
+    loop: asyncio.AbstractEventLoop | None = None
 
 
 class AuditLog:
@@ -91,9 +96,9 @@ class AuditLog:
 
     def submit(self, entry: AuditEntry) -> Future[None]:
         """Queue a record; the future resolves once it is committed (or fails)."""
-        pending = _Pending(entry)
-        self._queue.put(pending)
-        return pending.done
+        done: Future[None] = Future()
+        self._queue.put(_Pending(entry, done=done))
+        return done
 
     def write(self, entry: AuditEntry) -> None:
         """Record ``entry`` and wait for the commit; raises AuditUnavailableError."""
@@ -104,9 +109,12 @@ class AuditLog:
 
     async def awrite(self, entry: AuditEntry) -> None:
         """:meth:`write` for async code: the event loop keeps serving while we wait."""
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
+        self._queue.put(_Pending(entry, waiter=waiter, loop=loop))
         try:
             async with asyncio.timeout(self._timeout_s):  # no extra task, unlike wait_for
-                await asyncio.wrap_future(self.submit(entry))
+                await waiter
         except TimeoutError:
             raise AuditUnavailableError("audit log did not commit in time") from None
 
@@ -139,16 +147,25 @@ class AuditLog:
                 return
 
     def _commit(self, batch: list[_Pending]) -> None:
+        failure: AuditUnavailableError | None = None
         try:
             self._append([p.entry for p in batch])
         except (SQLAlchemyError, self._db_error, OSError) as err:
             self._drop_connection()
             failure = AuditUnavailableError(f"audit log unavailable ({type(err).__name__})")
-            for p in batch:
-                p.done.set_exception(failure)
-            return
+        # Coroutines are woken with one call per event loop and batch, not one per record.
+        waiting: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
         for p in batch:
-            p.done.set_result(None)
+            if p.done is not None:
+                if failure is None:
+                    p.done.set_result(None)
+                else:
+                    p.done.set_exception(failure)
+            elif p.waiter is not None and p.loop is not None:
+                waiting.setdefault(p.loop, []).append(p.waiter)
+        for loop, waiters in waiting.items():
+            with contextlib.suppress(RuntimeError):  # the loop has closed: nobody waits
+                loop.call_soon_threadsafe(_settle, waiters, failure)
 
     def _append(self, entries: list[AuditEntry]) -> None:
         # The writer holds one driver connection and runs fixed parameterised SQL on it:
@@ -192,6 +209,16 @@ class AuditLog:
             # the connection may already be gone; a new one is made next time
             with contextlib.suppress(SQLAlchemyError, self._db_error):
                 raw.invalidate()
+
+
+def _settle(waiters: list[asyncio.Future[None]], failure: Exception | None) -> None:
+    for waiter in waiters:
+        if waiter.done():  # timed out and cancelled meanwhile
+            continue
+        if failure is None:
+            waiter.set_result(None)
+        else:
+            waiter.set_exception(failure)
 
 
 _FIELDS = tuple(AuditEntry.__dataclass_fields__)
