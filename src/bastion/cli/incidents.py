@@ -15,7 +15,7 @@ from typing import Any
 
 import typer
 
-_CONFIG = typer.Option(None, "--config", "-c", help="TOML file with a [gateway] table.")
+_CONFIG = typer.Option(None, "--config", "-c", help="TOML file with a \\[gateway] table.")
 _DB = typer.Option(None, "--database-url", help="SQLAlchemy URL (default from settings).")
 _JSON = typer.Option(False, "--json", help="JSON instead of text.")
 
