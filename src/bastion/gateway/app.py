@@ -4,8 +4,9 @@ Routes: ``POST /v1/predict``, ``GET /healthz`` (the process is up), ``GET /ready
 database and rate-limit storage answer), ``GET /metrics`` (Prometheus; ``admin`` unless
 ``metrics_public``) and the OpenAPI document at ``/openapi.json``.
 
-The model runs on the event loop (as in a plain FastAPI endpoint) unless rate limits
-live in Redis; for parallelism across cores, run several ``workers``.
+The request path runs on the event loop (a worker-thread hop would cost more than all
+the checks together) and the model with it, as in a plain FastAPI endpoint; for
+parallelism across cores, run several ``workers``.
 
 A prediction is answered only after its audit record is committed; when the database
 cannot take it the answer is 503 and the prediction is withheld (fail closed). Refused
@@ -150,11 +151,6 @@ def pepper_from(settings: GatewaySettings) -> SecretStr:
 
 def _routes(app: FastAPI, pipeline: Pipeline, audit: AuditLog, metrics: GatewayMetrics,
             settings: GatewaySettings) -> None:
-    # With in-memory rate limits nothing on the request path waits on the network (the
-    # token lookup is cached), so it runs on the event loop, as the model does in a bare
-    # FastAPI endpoint: a worker-thread hop costs more than the rest of the checks put
-    # together. With Redis counters a round trip could stall the loop: a worker thread.
-    inline = settings.rate_limit_storage.startswith("memory")
 
     @app.post("/v1/predict", response_model=PredictResponse, openapi_extra={
         "requestBody": _PREDICT_BODY}, responses={
@@ -167,11 +163,8 @@ def _routes(app: FastAPI, pipeline: Pipeline, audit: AuditLog, metrics: GatewayM
         body = await request.body()
         content_type = request.headers.get("content-type", "application/json")
         try:
-            if inline:
-                outcome: Outcome | Refusal = pipeline.serve(request, body, content_type, client)
-            else:
-                outcome = await run_in_threadpool(
-                    pipeline.serve, request, body, content_type, client)
+            outcome: Outcome | Refusal = await pipeline.serve(request, body, content_type,
+                                                              client)
         except Refusal as refusal:
             outcome = refusal
         principal = outcome.principal
@@ -210,10 +203,11 @@ def _routes(app: FastAPI, pipeline: Pipeline, audit: AuditLog, metrics: GatewayM
         return {"status": "ok"}
 
     @app.get("/readyz", responses={503: {"model": ErrorResponse}})
-    def readyz(request: Request) -> Response:
+    async def readyz(request: Request) -> Response:
         """The model is loaded and the database and rate-limit storage answer."""
         state = request.app.state
-        checks = {"database": state.db.ping(), "rate_limits": state.limits.healthy()}
+        checks = {"database": await run_in_threadpool(state.db.ping),
+                  "rate_limits": await state.limits.healthy()}
         ready = all(checks.values())
         return JSONResponse({"status": "ready" if ready else "not ready",
                              "model_version": state.models.current.name, "checks": checks},

@@ -1,6 +1,8 @@
 """One prediction request, start to finish, without HTTP: authenticate → ask the guards →
-rate-limit → validate → predict → harden the output. The FastAPI route runs this in a
-worker thread, then commits the audit record before it answers.
+rate-limit → validate → predict → harden the output. The FastAPI route awaits this on
+the event loop, then commits the audit record before it answers. Only the rate-limit
+storage is awaited; the rest is quick CPU work (token lookups are cached), and the model
+runs on the loop as in a plain FastAPI endpoint: for parallelism, run several workers.
 
 Each refusal is a :class:`Refusal` carrying the HTTP status, a message safe to return
 and the decision written to the audit log.
@@ -81,7 +83,8 @@ class Pipeline:
     def guards(self) -> tuple[Guard, ...]:
         return self._guards
 
-    def serve(self, request: Request, body: bytes, content_type: str, client: str) -> Outcome:
+    async def serve(self, request: Request, body: bytes, content_type: str,
+                    client: str) -> Outcome:
         principal = self._authenticate(request)
         verdict = strictest([g.before(client, principal.token_id) for g in self._guards])
         if verdict is Verdict.BLOCK:
@@ -90,7 +93,7 @@ class Pipeline:
             raise Refusal(429, "too many requests; slow down", "throttled",
                           principal=principal, retry_after_s=60.0)
         try:
-            wait_s = self._limits.hit(client=client, token_id=principal.token_id)
+            wait_s = await self._limits.hit(client=client, token_id=principal.token_id)
         except StorageError:
             raise Refusal(503, "rate limiting is unavailable; try again later", "unavailable",
                           principal=principal) from None

@@ -15,11 +15,13 @@ from __future__ import annotations
 import math
 import threading
 import time
+from typing import cast
 
 from limits import RateLimitItem, parse
+from limits.aio.storage import Storage as AsyncStorage
+from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from limits.errors import ConfigurationError, StorageError
 from limits.storage import storage_from_string
-from limits.strategies import SlidingWindowCounterRateLimiter
 
 from bastion.errors import ConfigError
 
@@ -38,8 +40,12 @@ class RateLimits:
     """Two limits, one per token and one per client address, checked on each request."""
 
     def __init__(self, *, per_token: str, per_client: str, storage: str = "memory://") -> None:
+        # The asyncio flavour of each storage: counting never blocks the event loop (Redis
+        # through redis.asyncio) and in-memory expiry runs as a task, not a timer thread.
+        options = {"implementation": "redispy"} if storage.startswith("redis") else {}
         try:
-            self._storage = storage_from_string(storage, wrap_exceptions=True)
+            self._storage = cast(AsyncStorage, storage_from_string(
+                f"async+{storage}", wrap_exceptions=True, **options))
         except ConfigurationError as err:
             raise ConfigError(f"rate_limit_storage {storage!r} is not usable: {err}") from None
         self._limiter = SlidingWindowCounterRateLimiter(self._storage)
@@ -60,7 +66,7 @@ class RateLimits:
     def limit_for(self, kind: str, key: str) -> RateLimitItem:
         return self._overrides.get((kind, key), self._defaults[kind])
 
-    def hit(self, *, client: str, token_id: str | None) -> float | None:
+    async def hit(self, *, client: str, token_id: str | None) -> float | None:
         """Count one request; seconds to wait if a limit is exceeded, else ``None``.
 
         Raises ``StorageError`` when the counters cannot be reached (callers fail closed).
@@ -68,14 +74,14 @@ class RateLimits:
         checks = [("client", client)] + ([("token", token_id)] if token_id else [])
         for kind, key in checks:
             item = self.limit_for(kind, key)
-            if not self._limiter.hit(item, kind, key):
-                reset = self._limiter.get_window_stats(item, kind, key).reset_time
+            if not await self._limiter.hit(item, kind, key):
+                reset = (await self._limiter.get_window_stats(item, kind, key)).reset_time
                 return max(1.0, math.ceil(reset - time.time()))
         return None
 
-    def healthy(self) -> bool:
+    async def healthy(self) -> bool:
         """Whether the counters' storage answers (``/readyz``)."""
         try:
-            return bool(self._storage.check())
+            return bool(await self._storage.check())
         except StorageError:
             return False
