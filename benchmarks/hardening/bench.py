@@ -249,7 +249,8 @@ def _markdown(res: dict[str, Any], command: str) -> str:
         lines += ["## DP-SGD: bastion vs calling Opacus directly", "",
                   "Same initial weights, data, Poisson batches of expected size 64, SGD lr "
                   "0.05 momentum 0.9, clipping 1.0, noise multiplier 1.0, PRV accountant. "
-                  "bastion's time includes its per-epoch validation accuracy and ε read-out.",
+                  "bastion's time includes its per-epoch validation accuracy; both read ε "
+                  "from the accountant once, at the end.",
                   "", "| model | epochs | wall s (bastion / Opacus) | overhead wall | CPU s "
                   "(bastion / Opacus) | overhead CPU | ε (bastion / Opacus) | accuracy "
                   "(bastion / Opacus) |", "|---|---|---|---|---|---|---|---|"]
@@ -260,7 +261,35 @@ def _markdown(res: dict[str, Any], command: str) -> str:
                          f"**{r['cpu_overhead']:+.1%}** | {b['epsilon']:.3f} / "
                          f"{o['epsilon']:.3f} | {b['accuracy']:.1%} / {o['accuracy']:.1%} |")
         lines.append("")
+    lines += _verdicts(res)
     return "\n".join(lines)
+
+
+def _verdicts(res: dict[str, Any]) -> list[str]:
+    """The issue's targets, checked against the numbers above, and why they land there."""
+    out = ["## Against the targets", ""]
+    for r in res.get("pgd_at", []):
+        b, a = r["bastion"], r["art"]
+        fast = "met" if r["cpu_ratio"] <= 0.5 else "not met"
+        strong = "met" if b["robust"] >= a["robust"] - 0.02 else "not met"
+        out.append(f"* {r['model']}: time <= 0.5x ART's: **{fast}** ({r['cpu_ratio']:.2f}x "
+                   f"CPU, {r['ratio']:.2f}x wall); robust accuracy same or better: "
+                   f"**{strong}** ({b['robust']:.0%} vs {a['robust']:.0%}).")
+    for r in res.get("dp_sgd", []):
+        ok = "met" if r["cpu_overhead"] <= 0.05 else "not met"
+        out.append(f"* DP-SGD on {r['model']}: overhead <= 5 % over Opacus: **{ok}** "
+                   f"({r['cpu_overhead']:+.1%} CPU, {r['overhead']:+.1%} wall).")
+    out += ["", "Why: on the small digits CNN the per-step overhead dominates, and ART pays "
+            "for numpy round trips per batch, for weight gradients in every attack step "
+            "(bastion asks autograd for the input gradient only) and for its estimator "
+            "wrappers. On the 3x32x32 CNN the convolutions dominate; both sides then do the "
+            "same forward and backward passes per step and bastion adds its per-epoch "
+            "robust validation, so it lands near parity: the 0.5x target is not reachable "
+            "there without changing the algorithm. Robust accuracy on the generated "
+            "3x32x32 data stays near zero for both after a few epochs at 8/255, so that row "
+            "shows parity of method, not a robust model. No GPU was available for this "
+            "run.", ""]
+    return out
 
 
 def main() -> None:
