@@ -168,3 +168,15 @@ def test_bad_hyper_parameters_fail_before_training(
 ) -> None:
     with pytest.raises(ConfigError, match=message):
         build_hardener(method, params).apply(plain_cnn, small_train)
+
+
+def test_training_reports_progress_per_epoch(plain_cnn: TorchClassifier,
+                                             small_train: Dataset) -> None:
+    from bastion.progress import ProgressEvent
+
+    events: list[ProgressEvent] = []
+    FastAdversarialTraining(eps=EPS, epochs=2, n_val=16).apply(
+        plain_cnn, small_train, progress=events.append)
+    assert [(e.task, e.completed, e.total) for e in events] == [
+        ("fast-at", 0, 2), ("fast-at", 1, 2), ("fast-at", 2, 2)]
+    assert events[-1].done
