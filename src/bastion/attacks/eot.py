@@ -14,12 +14,13 @@ import numpy as np
 import torch
 
 from bastion.errors import ConfigError
-from bastion.typing import Bounds, Classifier, Differentiable
+from bastion.models._base import Wrapper
+from bastion.typing import Classifier, Differentiable
 
 __all__ = ["EOTClassifier", "EOTDifferentiable", "eot"]
 
 
-class EOTClassifier:
+class EOTClassifier(Wrapper):
     """A ``Classifier`` whose probabilities are averaged over ``n_samples`` draws.
 
     Every draw is a real call to the wrapped model, so its query count grows by
@@ -29,26 +30,8 @@ class EOTClassifier:
     def __init__(self, model: Classifier, *, n_samples: int) -> None:
         if n_samples < 1:
             raise ConfigError(f"eot needs n_samples >= 1; got {n_samples}")
-        self.model, self.n_samples = model, n_samples
-
-    @property
-    def n_classes(self) -> int:
-        return self.model.n_classes
-
-    @property
-    def input_shape(self) -> tuple[int, ...]:
-        return tuple(self.model.input_shape)
-
-    @property
-    def bounds(self) -> Bounds:
-        return self.model.bounds
-
-    @property
-    def n_queries(self) -> int:
-        return self.model.n_queries
-
-    def reset_queries(self) -> None:
-        self.model.reset_queries()
+        self.model = self.wrapped = model
+        self.n_samples = n_samples
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         draws = [np.asarray(self.model.predict_proba(x), dtype=np.float64)

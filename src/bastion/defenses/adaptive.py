@@ -20,14 +20,15 @@ import torch
 from bastion.attacks.eot import eot
 from bastion.defenses.transforms import TransformedClassifier, TransformedDifferentiable
 from bastion.errors import ConfigError
-from bastion.typing import Bounds, Classifier, Differentiable
+from bastion.models._base import Wrapper
+from bastion.typing import Classifier, Differentiable
 
 __all__ = ["BPDA", "adaptive_views"]
 
 Approximation = Callable[[torch.Tensor], torch.Tensor]
 
 
-class BPDA:
+class BPDA(Wrapper):
     """A transformed model whose forward pass is real and whose backward pass is ``g``'s.
 
     ``logits(x)`` evaluates the model on ``transform(x)`` exactly, with gradient
@@ -38,33 +39,14 @@ class BPDA:
 
     def __init__(self, defended: TransformedDifferentiable,
                  approximation: Approximation | None = None) -> None:
-        self.defended = defended
+        self.defended = self.wrapped = defended
         self.approximation = approximation or defended.transform.approximation
         assert isinstance(defended.model, Differentiable)  # TransformedDifferentiable's model is
         self._white = defended.model
 
     @property
-    def n_classes(self) -> int:
-        return self.defended.n_classes
-
-    @property
-    def input_shape(self) -> tuple[int, ...]:
-        return self.defended.input_shape
-
-    @property
-    def bounds(self) -> Bounds:
-        return self.defended.bounds
-
-    @property
-    def n_queries(self) -> int:
-        return self.defended.n_queries
-
-    @property
     def device(self) -> torch.device:
         return self.defended.device
-
-    def reset_queries(self) -> None:
-        self.defended.reset_queries()
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         return self.defended.predict_proba(x)

@@ -28,7 +28,8 @@ from scipy.stats import binomtest, norm
 
 from bastion.defenses._base import HARDENERS, HardenResult, copy_torch_model, hardener_name
 from bastion.errors import ConfigError, UnsupportedModelError
-from bastion.typing import Bounds, Classifier, Differentiable
+from bastion.models._base import Wrapper
+from bastion.typing import Classifier, Differentiable
 
 if TYPE_CHECKING:
     from bastion.data import Dataset
@@ -63,7 +64,7 @@ class Certificate:
         return np.array([float(np.mean(right & (self.radius >= r))) for r in radii])
 
 
-class GaussianNoise:
+class GaussianNoise(Wrapper):
     """The base classifier under noise, ``f(x + e)``: what smoothing trains and what an
     adaptive attack differentiates (averaged over draws with EOT; Salman et al. 2019).
 
@@ -75,30 +76,12 @@ class GaussianNoise:
         if not isinstance(base, Differentiable):
             raise UnsupportedModelError("Gaussian noise training and attacks need a model "
                                         "with gradients (torch or scikit-learn linear/MLP)")
-        self.base, self._white, self.sigma, self.generator = base, base, sigma, generator
-
-    @property
-    def n_classes(self) -> int:
-        return self.base.n_classes
-
-    @property
-    def input_shape(self) -> tuple[int, ...]:
-        return tuple(self.base.input_shape)
-
-    @property
-    def bounds(self) -> Bounds:
-        return self.base.bounds
-
-    @property
-    def n_queries(self) -> int:
-        return self.base.n_queries
+        self.base = self._white = self.wrapped = base
+        self.sigma, self.generator = sigma, generator
 
     @property
     def device(self) -> torch.device:
         return self._white.device
-
-    def reset_queries(self) -> None:
-        self.base.reset_queries()
 
     def noisy(self, x: torch.Tensor) -> torch.Tensor:
         """``x`` plus one draw of ``N(0, sigma^2 I)`` noise (not clipped, as in the paper)."""
@@ -113,7 +96,7 @@ class GaussianNoise:
         return self.base.predict_proba(moved.numpy())
 
 
-class SmoothedClassifier:
+class SmoothedClassifier(Wrapper):
     """``g``, the smoothed version of a ``Classifier`` + ``Differentiable`` base model.
 
     A ``Classifier`` itself: ``predict_proba`` gives the class frequencies of ``n0`` noisy
@@ -133,23 +116,11 @@ class SmoothedClassifier:
             raise ConfigError(
                 "smoothing needs sigma > 0, n0 >= 1, n >= 1, 0 < alpha < 0.5, batch_size >= 1"
             )
-        self.base, self._white = base, base
+        self.base = self._white = self.wrapped = base
         self.sigma, self.n0, self.n, self.alpha = sigma, n0, n, alpha
         self.batch_size, self.seed = batch_size, seed
         self._stream = self._generator(seed + 1)
         self._n_queries = 0
-
-    @property
-    def n_classes(self) -> int:
-        return self.base.n_classes
-
-    @property
-    def input_shape(self) -> tuple[int, ...]:
-        return tuple(self.base.input_shape)
-
-    @property
-    def bounds(self) -> Bounds:
-        return self.base.bounds
 
     @property
     def n_queries(self) -> int:

@@ -36,7 +36,8 @@ import torch.nn.functional as F
 
 from bastion.defenses._base import HARDENERS, HardenResult, hardener_name
 from bastion.errors import ConfigError, UnsupportedModelError
-from bastion.typing import Bounds, Classifier, Differentiable
+from bastion.models._base import Wrapper
+from bastion.typing import Classifier, Differentiable
 
 if TYPE_CHECKING:
     from bastion.data import Dataset
@@ -271,7 +272,7 @@ class FeatureSqueeze(InputTransform):
         return MedianSmooth(size=self.size)(x, torch.Generator())
 
 
-class TransformedClassifier:
+class TransformedClassifier(Wrapper):
     """``model`` behind ``transform``: every prediction is made on the transformed input.
 
     Randomised transforms draw from the wrapper's own generator, seeded once, so a
@@ -281,27 +282,9 @@ class TransformedClassifier:
 
     def __init__(self, model: Classifier, transform: InputTransform, *, seed: int = 0) -> None:
         transform.check(tuple(model.input_shape))
-        self.model, self.transform = model, transform
+        self.model = self.wrapped = model
+        self.transform = transform
         self.generator = torch.Generator().manual_seed(seed)
-
-    @property
-    def n_classes(self) -> int:
-        return self.model.n_classes
-
-    @property
-    def input_shape(self) -> tuple[int, ...]:
-        return tuple(self.model.input_shape)
-
-    @property
-    def bounds(self) -> Bounds:
-        return self.model.bounds
-
-    @property
-    def n_queries(self) -> int:
-        return self.model.n_queries
-
-    def reset_queries(self) -> None:
-        self.model.reset_queries()
 
     def preprocess(self, x: torch.Tensor) -> torch.Tensor:
         """The transformed batch, in the model's bounds; keeps autograd where it can."""

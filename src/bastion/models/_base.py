@@ -4,9 +4,9 @@ query counter, written once so the adapters differ only in how they load and pre
 
 from __future__ import annotations
 
-from bastion.typing import Bounds
+from bastion.typing import Bounds, Classifier
 
-__all__ = ["AdapterBase"]
+__all__ = ["AdapterBase", "Wrapper"]
 
 
 class AdapterBase:
@@ -40,3 +40,34 @@ class AdapterBase:
 
     def reset_queries(self) -> None:
         self._n_queries = 0
+
+
+class Wrapper:
+    """A ``Classifier`` built around another one, ``self.wrapped``: classes, input shape,
+    bounds and the query count are the wrapped model's, so every query a wrapper makes is
+    counted where the model is.
+
+    Wrappers that count queries themselves (a smoothed classifier counts its own noisy
+    draws) override ``n_queries`` and ``reset_queries``.
+    """
+
+    wrapped: Classifier
+
+    @property
+    def n_classes(self) -> int:
+        return self.wrapped.n_classes
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.wrapped.input_shape)
+
+    @property
+    def bounds(self) -> Bounds:
+        return self.wrapped.bounds
+
+    @property
+    def n_queries(self) -> int:
+        return self.wrapped.n_queries
+
+    def reset_queries(self) -> None:
+        self.wrapped.reset_queries()
