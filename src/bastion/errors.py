@@ -88,4 +88,12 @@ class UnknownPluginError(BastionError, LookupError):
 
 
 class RemoteModelError(BastionError, ConnectionError):
-    """A remote model endpoint that could not be reached or answered badly."""
+    """A remote model endpoint that could not be reached or answered badly.
+
+    ``status`` is the HTTP status when the endpoint answered one: 403 or 429 in the
+    middle of an attack means the endpoint defended itself, which checks report.
+    """
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status

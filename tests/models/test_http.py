@@ -147,6 +147,8 @@ def test_bad_answers_fail_at_once_with_one_line(
     with pytest.raises(RemoteModelError, match=match) as info:
         model.predict_proba(X[:1])
     assert len(server.requests) == 1 and "\n" not in str(info.value)
+    if "HTTP" in match:
+        assert info.value.status == int(match.split("HTTP ")[1][:3])
 
 
 def test_near_normalised_rows_are_renormalised(server: Server) -> None:

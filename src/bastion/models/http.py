@@ -157,7 +157,8 @@ class HttpClassifier(AdapterBase):
         if status != 200:
             raise RemoteModelError(
                 f"{self.url} answered HTTP {status}{_detail(response)}; "
-                + ("check the token" if status in (401, 403) else "check the URL and the server")
+                + ("check the token" if status in (401, 403) else "check the URL and the server"),
+                status=status,
             )
         try:
             payload: Any = response.json()

@@ -14,6 +14,7 @@ from sklearn.dummy import DummyClassifier
 from sklearn.linear_model import LogisticRegression
 
 from bastion.data.dataset import Dataset
+from bastion.errors import RemoteModelError
 from bastion.models.sklearn import SklearnClassifier
 from bastion.report.finding import Severity
 from bastion.scan.check import CHECKS, ScanContext, Target
@@ -62,6 +63,45 @@ def test_a_constant_model_teaches_nothing() -> None:
     (finding,) = Extraction().run(_target(DummyClassifier()), ScanContext(seed=0))
     assert finding.severity == Severity.INFO
     assert finding.title.startswith("No useful copy")
+
+
+class _Gatekeeper:
+    """An endpoint that answers like ``model`` until ``limit`` queries, then refuses."""
+
+    def __init__(self, model: SklearnClassifier, limit: int, status: int) -> None:
+        self.model, self.limit, self.status = model, limit, status
+        self.n_classes, self.input_shape, self.bounds = (
+            model.n_classes, model.input_shape, model.bounds)
+        self.n_queries = 0
+
+    def reset_queries(self) -> None:
+        self.n_queries = 0
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        if self.n_queries + len(x) > self.limit:
+            raise RemoteModelError("refused", status=self.status)
+        self.n_queries += len(x)
+        return self.model.predict_proba(x)
+
+
+@pytest.mark.parametrize(("status", "word"), [(403, "blocked"), (429, "rate-limited")])
+def test_an_endpoint_that_refuses_the_attack_is_reported_as_defending(
+        status: int, word: str) -> None:
+    target = _target(LogisticRegression(max_iter=1000))
+    assert isinstance(target.model, SklearnClassifier)
+    target.model = _Gatekeeper(target.model, limit=150, status=status)
+    (finding,) = Extraction().run(target, ScanContext(seed=0))
+    assert finding.id == "extraction/refused" and finding.severity == Severity.INFO
+    assert word in finding.title
+    assert 0 < finding.metrics[0].value <= 150
+
+
+def test_other_remote_errors_still_fail_the_check() -> None:
+    target = _target(LogisticRegression(max_iter=1000))
+    assert isinstance(target.model, SklearnClassifier)
+    target.model = _Gatekeeper(target.model, limit=150, status=500)
+    with pytest.raises(RemoteModelError):
+        Extraction().run(target, ScanContext(seed=0))
 
 
 def test_needs_some_data() -> None:

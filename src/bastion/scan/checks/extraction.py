@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
+from bastion.errors import RemoteModelError
 from bastion.report.finding import Chart, Finding, Metric, Series, Severity
 from bastion.scan.check import CHECKS, Need, ScanContext, Target
 
@@ -43,6 +44,8 @@ _PROFILES: dict[str, tuple[int, int, int, bool]] = {
     "thorough": (10000, 5, 60, True),
 }
 _EVAL_MAX = 1000
+# An endpoint that answers these in the middle of the attack is defending itself.
+_REFUSALS = (403, 429)
 
 _RECOMMENDATION = (
     "Rate-limit and put quotas on queries per client and per key; return only the top "
@@ -102,15 +105,47 @@ class Extraction:
         pool_idx, eval_idx = order[:half][:budget], order[half:][:_EVAL_MAX]
         x = np.asarray(data.x, dtype=np.float32)
         eval_y = None if data.y is None else np.asarray(data.y)[eval_idx]
-        results = [
-            extract_model(target.model, strategy, budget=budget, eval_x=x[eval_idx],
-                          eval_y=eval_y, n_rounds=rounds, epochs=epochs, seed=ctx.seed,
-                          progress=ctx.progress)
-            for strategy in _strategies(x[pool_idx], jacobian)
-        ]
+        try:
+            results = [
+                extract_model(target.model, strategy, budget=budget, eval_x=x[eval_idx],
+                              eval_y=eval_y, n_rounds=rounds, epochs=epochs, seed=ctx.seed,
+                              progress=ctx.progress)
+                for strategy in _strategies(x[pool_idx], jacobian)
+            ]
+        except RemoteModelError as err:
+            if err.status not in _REFUSALS:
+                raise
+            return [_refused(target.model.n_queries, err.status, budget)]
         target_labels = target.model.predict_proba(x[eval_idx]).argmax(1)
         baseline = float(np.bincount(target_labels).max() / len(target_labels))
         return [_finding(results, baseline, budget)]
+
+
+def _refused(n_queries: int, status: int | None, budget: int) -> Finding:
+    """The endpoint blocked or rate-limited the attack before its budget was spent."""
+    how = "blocked" if status == 403 else "rate-limited"
+    return Finding(
+        id="extraction/refused",
+        check="extraction",
+        title=f"The endpoint {how} the extraction after {n_queries} queries",
+        severity=Severity.INFO,
+        description=(
+            f"Query-based extraction with a budget of {budget} queries was refused with "
+            f"HTTP {status} after {n_queries} queries: the endpoint detects or limits model "
+            "theft. How faithful a copy could have been before the refusal is not measured, "
+            "since the endpoint refuses the evaluation queries too."
+        ),
+        owasp=["ML05"],
+        atlas=["AML.T0024", "AML.T0024.002", "AML.T0005", "AML.T0005.001"],
+        metrics=[Metric(name="queries_before_refusal", value=float(n_queries),
+                        unit="queries")],
+        evidence={"http_status": status, "budget": budget},
+        recommendation=(
+            "Keep the limits; check that honest clients are not refused at the same rate "
+            "(bastion incidents list), and that an attacker with several keys or addresses "
+            "is refused too."
+        ),
+    )
 
 
 def _finding(results: list[ExtractionResult], baseline: float, budget: int) -> Finding:
