@@ -32,8 +32,9 @@ from bastion.defenses._training import (
     train_val,
 )
 from bastion.errors import ConfigError
+from bastion.models._base import Wrapper
 from bastion.models.torch import TorchClassifier
-from bastion.typing import Bounds, Classifier, Differentiable
+from bastion.typing import Classifier, Differentiable
 
 if TYPE_CHECKING:
     from bastion.data import Dataset
@@ -42,7 +43,7 @@ if TYPE_CHECKING:
 __all__ = ["DefensiveDistillation", "TemperatureScaled"]
 
 
-class TemperatureScaled:
+class TemperatureScaled(Wrapper):
     """A white-box view of ``model`` with logits divided by ``temperature``.
 
     Predictions are unchanged (argmax is scale-invariant); gradients through the softmax
@@ -50,30 +51,12 @@ class TemperatureScaled:
     """
 
     def __init__(self, model: TorchClassifier, temperature: float) -> None:
-        self.model, self.temperature = model, temperature
-
-    @property
-    def n_classes(self) -> int:
-        return self.model.n_classes
-
-    @property
-    def input_shape(self) -> tuple[int, ...]:
-        return self.model.input_shape
-
-    @property
-    def bounds(self) -> Bounds:
-        return self.model.bounds
-
-    @property
-    def n_queries(self) -> int:
-        return self.model.n_queries
+        self.model = self.wrapped = model
+        self.temperature = temperature
 
     @property
     def device(self) -> torch.device:
         return self.model.device
-
-    def reset_queries(self) -> None:
-        self.model.reset_queries()
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         return self.model.logits(x) / self.temperature
