@@ -15,9 +15,29 @@ import typer
 
 def register(app: typer.Typer) -> None:
     privacy = typer.Typer(
-        help="Personal data: find it (audit), remove it (anonymize).", no_args_is_help=True
+        help="Personal data: find it (audit), remove it (anonymize), plan DP-SGD (dp-plan).",
+        no_args_is_help=True
     )
     app.add_typer(privacy, name="privacy")
+
+    @privacy.command("dp-plan")
+    def dp_plan_cmd(
+        n_samples: int = typer.Option(..., "--n-samples", help="Training set size."),
+        batch_size: int = typer.Option(..., "--batch-size", help="Expected batch size."),
+        epochs: float = typer.Option(..., "--epochs", help="Passes over the data."),
+        delta: float | None = typer.Option(
+            None, "--delta", help="Failure probability (default: a power of ten below 1/(10n))."),
+        epsilon: str | None = typer.Option(
+            None, "--epsilon", help="Target epsilon(s), comma-separated: plan the noise."),
+        noise_multiplier: str | None = typer.Option(
+            None, "--noise-multiplier", help="Noise multiplier(s): the epsilon each gives."),
+        as_json: bool = typer.Option(False, "--json", help="JSON instead of a table."),
+    ) -> None:
+        """Noise multiplier for a target epsilon, or the reverse (Opacus RDP and PRV)."""
+        from bastion.cli._dp_plan import run
+
+        run(n_samples=n_samples, batch_size=batch_size, epochs=epochs, delta=delta,
+            epsilon=epsilon, noise_multiplier=noise_multiplier, as_json=as_json)
 
     @privacy.command("audit")
     def audit_cmd(
