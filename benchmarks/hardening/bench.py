@@ -273,7 +273,8 @@ def _verdicts(res: dict[str, Any]) -> list[str]:
         fast = "met" if r["cpu_ratio"] <= 0.5 else "not met"
         strong = "met" if b["robust"] >= a["robust"] - 0.02 else "not met"
         out.append(f"* {r['model']}: time <= 0.5x ART's: **{fast}** ({r['cpu_ratio']:.2f}x "
-                   f"CPU, {r['ratio']:.2f}x wall); robust accuracy same or better: "
+                   f"CPU, {r['ratio']:.2f}x wall); robust accuracy same or better (within 2 "
+                   "points, the noise of 100 samples): "
                    f"**{strong}** ({b['robust']:.0%} vs {a['robust']:.0%}).")
     for r in res.get("dp_sgd", []):
         ok = "met" if r["cpu_overhead"] <= 0.05 else "not met"
