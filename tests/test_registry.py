@@ -53,3 +53,19 @@ def test_modules_are_imported_only_on_first_lookup(tmp_path, monkeypatch) -> Non
     assert "lazy_plugin_mod" not in sys.modules
     assert tests_registry_target.REG.get("late") == 42
     assert "lazy_plugin_mod" in sys.modules
+
+
+def test_name_of_and_accepting_read_what_plugins_declare() -> None:
+    reg: Registry[object] = Registry("thing")
+
+    @reg.register("needs-int")
+    class NeedsInt:
+        requires = (int,)
+
+    @reg.register("needs-nothing")
+    class Free:
+        pass
+
+    assert reg.name_of(NeedsInt) == "needs-int" and reg.name_of(object()) is None
+    assert reg.accepting(3) == ["needs-int", "needs-nothing"]
+    assert reg.accepting("x") == ["needs-nothing"]

@@ -90,6 +90,17 @@ class Registry(Generic[T]):
         self._load()
         return sorted(self._items.items())
 
+    def name_of(self, obj: object) -> str | None:
+        """The name ``obj`` is registered under, or None."""
+        self._load()
+        return next((n for n, item in self._items.items() if item is obj), None)
+
+    def accepting(self, model: object) -> list[str]:
+        """Names of the plug-ins whose ``requires`` types ``model`` is an instance of all of
+        (attacks and hardening methods declare what a model must offer them)."""
+        return [n for n, item in self.items()
+                if all(isinstance(model, r) for r in getattr(item, "requires", ()))]
+
     def __contains__(self, name: object) -> bool:
         self._load()
         return name in self._items

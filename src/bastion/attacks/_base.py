@@ -239,12 +239,9 @@ ATTACKS: Registry[type[EvasionAttack]] = Registry(
 
 
 def _registered_name(cls: type[EvasionAttack]) -> str:
-    for name, registered in ATTACKS.items():
-        if registered is cls:
-            return name
-    return cls.__name__
+    return ATTACKS.name_of(cls) or cls.__name__
 
 
 def supported_attacks(model: object) -> list[str]:
     """Names of the registered attacks whose requirements ``model`` meets."""
-    return [n for n, cls in ATTACKS.items() if all(isinstance(model, r) for r in cls.requires)]
+    return ATTACKS.accepting(model)

@@ -130,15 +130,12 @@ HARDENERS: Registry[type[Hardener]] = Registry(
 
 def hardener_name(cls: type[Hardener]) -> str:
     """The name ``cls`` is registered under (its class name if it is not registered)."""
-    for name, registered in HARDENERS.items():
-        if registered is cls:
-            return name
-    return cls.__name__
+    return HARDENERS.name_of(cls) or cls.__name__
 
 
 def supported_hardeners(model: object) -> list[str]:
     """Names of the registered hardening methods whose requirements ``model`` meets."""
-    return [n for n, cls in HARDENERS.items() if all(isinstance(model, r) for r in cls.requires)]
+    return HARDENERS.accepting(model)
 
 
 def check_applicable(hardener: Hardener, model: object) -> None:
