@@ -55,6 +55,7 @@ def test_pgd_at_writes_safetensors_that_load_back_and_a_before_after_report(
     manifest = json.loads((out / "hardening.json").read_text())
     assert manifest["method"] == "pgd-at" and manifest["params"]["eps"] == 0.15
     assert manifest["params"]["steps"] == 3 and manifest["factory"] == "bastion.demo:digits_cnn"
+    assert manifest["params"]["attack_precision"] == "auto"
     report = json.loads((out / "report.json").read_text())
     (finding,) = report["findings"]
     metrics = {m["name"]: m["value"] for m in finding["metrics"]}
@@ -141,6 +142,8 @@ def test_distillation_report_says_it_gives_no_robustness_under_adaptive_attack(
     (["trades", "--set", "beta"], "write key=value"),
     (["trades", "--set", "gamma=1"], "no parameter 'gamma'"),
     (["distillation", "--eps", "big"], "--eps 'big' must be a number"),
+    (["pgd-at", "--set", "attack-precision=fp16"],
+     "pgd-at attack-precision must be one of auto, fp32, bf16; got 'fp16'"),
 ])
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(
     capsys: pytest.CaptureFixture[str], files: dict[str, Path], tmp_path: Path,
