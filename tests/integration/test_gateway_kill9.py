@@ -1,5 +1,7 @@
 """``kill -9`` under load: every request the gateway acknowledged is in the audit log
-after a restart, and the chain verifies (``bastion audit verify`` exits 0).
+after a restart, and the chain verifies (``bastion audit verify`` exits 0); with answers
+that wait for the database commit and with answers that wait for the local journal
+(replayed at the restart).
 
 The server runs as ``bastion serve`` in a subprocess, with the token created by
 ``bastion gateway token create``.
@@ -58,11 +60,14 @@ def model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def test_no_acknowledged_request_is_lost_after_kill_9(model_file: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("ack", ["commit", "journal"])
+def test_no_acknowledged_request_is_lost_after_kill_9(model_file: Path, tmp_path: Path,
+                                                      ack: str) -> None:
     from bastion.gateway.audit import verify_chain
     from bastion.gateway.db import audit_records, open_database
 
     env = {**os.environ, "BASTION_GATEWAY_PEPPER": "kill9-pepper",
+           "BASTION_GATEWAY_AUDIT_ACK": ack,
            "BASTION_GATEWAY_RATE_LIMIT_TOKEN": "100000/minute",
            "BASTION_GATEWAY_RATE_LIMIT_CLIENT": "100000/minute"}
     db_url = f"sqlite:///{tmp_path}/audit.db"

@@ -1,6 +1,7 @@
 """``bastion serve --workers 2``: two processes append to one audit chain on one SQLite
 database; under concurrent load every acknowledged request is logged once and the chain
-verifies (the head row serialises the writers)."""
+verifies (the head row serialises the writers), whether answers wait for the commit or
+for each worker's own journal."""
 
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ from sqlalchemy import select
 pytestmark = pytest.mark.slow
 
 
-def test_two_workers_share_one_chain(tmp_path: Path) -> None:
+@pytest.mark.parametrize("ack", ["commit", "journal"])
+def test_two_workers_share_one_chain(tmp_path: Path, ack: str) -> None:
     import skops.io as sio
     from sklearn.datasets import load_iris
     from sklearn.linear_model import LogisticRegression
@@ -30,7 +32,8 @@ def test_two_workers_share_one_chain(tmp_path: Path) -> None:
 
     x, y = load_iris(return_X_y=True)
     sio.dump(LogisticRegression(max_iter=200).fit(x / 8, y), tmp_path / "iris.skops")
-    env = {**os.environ, "BASTION_GATEWAY_PEPPER": "w", "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "BASTION_GATEWAY_PEPPER": "w", "OMP_NUM_THREADS": "1",
+           "BASTION_GATEWAY_AUDIT_ACK": ack}
     db_url = f"sqlite:///{tmp_path}/audit.db"
     cli = [sys.executable, "-m", "bastion.cli.main"]
     token = subprocess.run([*cli, "gateway", "token", "create", "--name", "w", "--database-url",

@@ -8,9 +8,10 @@ The request path runs on the event loop (a worker-thread hop would cost more tha
 the checks together) and the model with it, as in a plain FastAPI endpoint; for
 parallelism across cores, run several ``workers``.
 
-A prediction is answered only after its audit record is committed; when the database
-cannot take it the answer is 503 and the prediction is withheld (fail closed). Refused
-requests are recorded too, with their decision.
+A prediction is answered only after its audit record is committed (or, with
+``audit_ack = "journal"``, in the local journal); when the audit log cannot take it the
+answer is 503 and the prediction is withheld (fail closed). Refused requests are
+recorded too, with their decision.
 
 What plug-ins find on ``app.state``: ``db`` (:class:`~.db.Database`: engine and session
 factory, for their own tables), ``models`` (:class:`~.slots.ModelSlot`), ``controls``
@@ -41,6 +42,7 @@ from bastion.gateway.auth import Authenticator, Principal, require_scope
 from bastion.gateway.controls import Controls
 from bastion.gateway.db import Database, open_database
 from bastion.gateway.hooks import Guard, RequestEvent
+from bastion.gateway.journal import Journal, journal_folder
 from bastion.gateway.metrics import GatewayMetrics
 from bastion.gateway.middleware import (
     BodyLimitMiddleware,
@@ -104,7 +106,9 @@ def create_app(
     controls = Controls(tokens=tokens, auth=auth, limits=limits, models=models)
     pipeline = Pipeline(settings=settings, auth=auth, limits=limits, models=models,
                         controls=controls, guards=guards)
-    audit = AuditLog(db)
+    journal = (Journal(journal_folder(settings.database_url, settings.audit_journal_dir))
+               if settings.audit_ack == "journal" else None)
+    audit = AuditLog(db, journal=journal)
     metrics = GatewayMetrics()
 
     @asynccontextmanager

@@ -10,6 +10,12 @@ impossible: someone who can write the database can rebuild it, which is why
 Writes go through one writer thread that commits whatever requests are waiting in one
 transaction (group commit): durability costs one fsync per batch rather than per
 request, and a request's future resolves only after its batch is committed.
+
+With a :class:`~.journal.Journal` (``audit_ack = "journal"``) a record is acknowledged
+once it is appended to the local journal, which survives ``kill -9``; the writer commits
+it moments later in a larger batch, and records a dead process left in its journal are
+replayed into the database at start-up. While the database refuses a batch, the writer
+retries it and new records are refused (the gateway answers 503) until it succeeds.
 """
 
 from __future__ import annotations
@@ -18,8 +24,10 @@ import asyncio
 import contextlib
 import hashlib
 import json
+import logging
 import queue
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -31,12 +39,18 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import PoolProxiedConnection
 
 from bastion.gateway.db import Database, audit_head, audit_records
+from bastion.gateway.journal import Journal, orphans
 
 __all__ = ["GENESIS", "AuditEntry", "AuditLog", "AuditUnavailableError", "Verification",
            "verify_chain"]
 
+log = logging.getLogger("bastion.gateway")
+
 GENESIS = "0" * 64
 _MAX_BATCH = 512
+# With a journal, records are safe before they are committed: the writer waits this long
+# to gather a batch, so it wakes and commits a few times per second rather than per record.
+_LINGER_S = 0.02
 
 
 class AuditUnavailableError(RuntimeError):
@@ -84,13 +98,24 @@ class _Pending:
 class AuditLog:
     """Appends records to the chain from one writer thread, in group commits."""
 
-    def __init__(self, db: Database, *, timeout_s: float = 10.0) -> None:
+    def __init__(self, db: Database, *, journal: Journal | None = None,
+                 timeout_s: float = 10.0, max_backlog: int = 10_000) -> None:
         self._db = db
+        self._journal = journal
         self._timeout_s = timeout_s
+        self._max_backlog = max_backlog
         self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
         self._writer: tuple[PoolProxiedConnection, _Statements] | None = None
         # the driver's own error base class (sqlite3.Error, psycopg.Error)
-        self._db_error: type[Exception] = db.engine.dialect.loaded_dbapi.Error
+        self._db_errors = (SQLAlchemyError, db.engine.dialect.loaded_dbapi.Error, OSError,
+                           AuditUnavailableError)
+        self._order = threading.Lock()  # journal order = commit order
+        self._failing = False  # the writer is retrying a batch the database refused
+        self._stop = threading.Event()
+        self._n_committed = 0  # journaled records committed so far
+        if journal is not None:
+            for records in orphans(journal.folder):
+                self._replay(records)
         self._thread = threading.Thread(target=self._run, name="bastion-audit", daemon=True)
         self._thread.start()
 
@@ -101,7 +126,10 @@ class AuditLog:
         return done
 
     def write(self, entry: AuditEntry) -> None:
-        """Record ``entry`` and wait for the commit; raises AuditUnavailableError."""
+        """Record ``entry`` and wait until it is durable; raises AuditUnavailableError."""
+        if self._journal is not None:
+            self._journaled(self._journal, entry)
+            return
         try:
             self.submit(entry).result(timeout=self._timeout_s)
         except TimeoutError:
@@ -109,6 +137,9 @@ class AuditLog:
 
     async def awrite(self, entry: AuditEntry) -> None:
         """:meth:`write` for async code: the event loop keeps serving while we wait."""
+        if self._journal is not None:
+            self._journaled(self._journal, entry)  # one write(2), no waiting
+            return
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[None] = loop.create_future()
         self._queue.put(_Pending(entry, waiter=waiter, loop=loop))
@@ -120,17 +151,35 @@ class AuditLog:
 
     def close(self) -> None:
         """Commit what is queued, then stop the writer and release its connection."""
+        self._stop.set()
         self._queue.put(None)
         self._thread.join(timeout=self._timeout_s)
+        if self._journal is not None and not self._thread.is_alive():
+            self._journal.close(self._n_committed)
         if self._writer is not None:
             self._writer[0].close()  # back to the pool
             self._writer = None
+
+    def _journaled(self, journal: Journal, entry: AuditEntry) -> None:
+        if self._failing or self._stop.is_set():
+            raise AuditUnavailableError("audit log unavailable (database)")
+        if self._queue.qsize() > self._max_backlog:
+            raise AuditUnavailableError("audit log unavailable (database behind)")
+        with self._order:
+            try:
+                journal.append(entry.values())
+            except OSError as err:
+                raise AuditUnavailableError(
+                    f"audit journal unavailable ({type(err).__name__})") from None
+            self._queue.put(_Pending(entry))
 
     def _run(self) -> None:
         while True:
             first = self._queue.get()
             if first is None:
                 return
+            if self._journal is not None:
+                time.sleep(_LINGER_S)
             batch = [first]
             stop = False
             while len(batch) < _MAX_BATCH:
@@ -142,7 +191,10 @@ class AuditLog:
                     stop = True
                     break
                 batch.append(item)
-            self._commit(batch)
+            if self._journal is None:
+                self._commit(batch)
+            elif not self._commit_journaled(self._journal, batch):
+                return
             if stop:
                 return
 
@@ -150,7 +202,7 @@ class AuditLog:
         failure: AuditUnavailableError | None = None
         try:
             self._append([p.entry for p in batch])
-        except (SQLAlchemyError, self._db_error, OSError) as err:
+        except self._db_errors as err:
             self._drop_connection()
             failure = AuditUnavailableError(f"audit log unavailable ({type(err).__name__})")
         # Coroutines are woken with one call per event loop and batch, not one per record.
@@ -167,13 +219,69 @@ class AuditLog:
             with contextlib.suppress(RuntimeError):  # the loop has closed: nobody waits
                 loop.call_soon_threadsafe(_settle, waiters, failure)
 
-    def _append(self, entries: list[AuditEntry]) -> None:
+    def _commit_journaled(self, journal: Journal, batch: list[_Pending]) -> bool:
+        """Commit journaled (already acknowledged) records, retrying until the database
+        takes them; False if the log closes first (the journal keeps them for replay)."""
+        entries = [p.entry for p in batch]
+        delay_s = 0.05
+        while True:
+            try:
+                self._append(entries)
+                break
+            except self._db_errors as err:
+                self._drop_connection()
+                if not self._failing:
+                    log.error("audit log: the database refused a batch (%s); refusing "
+                              "requests until it takes it", type(err).__name__)
+                self._failing = True
+                if self._stop.wait(delay_s):
+                    return False
+                delay_s = min(2 * delay_s, 2.0)
+        self._failing = False
+        self._n_committed += len(entries)
+        journal.committed(self._n_committed)
+        return True
+
+    def _replay(self, records: list[tuple[object, ...]]) -> None:
+        """Commit the records of a dead process's journal that the database lacks."""
+        entries = []
+        for values in records:
+            try:
+                entries.append(AuditEntry(*values))  # type: ignore[arg-type]
+            except TypeError:
+                log.error("audit journal: a record with the wrong fields was skipped")
+        known = self._known([e.request_id for e in entries])
+        missing = [e for e in entries if e.request_id not in known]
+        for start in range(0, len(missing), _MAX_BATCH):
+            self._append(missing[start:start + _MAX_BATCH])
+        if missing:
+            log.warning("audit log: %d records replayed from the journal of a stopped "
+                        "process", len(missing))
+
+    def _known(self, request_ids: list[str]) -> set[str]:
+        raw, sql = self._connection()
+        known: set[str] = set()
+        cur = raw.cursor()
+        try:
+            for start in range(0, len(request_ids), 500):
+                chunk = request_ids[start:start + 500]
+                cur.execute(sql.known(len(chunk)), chunk)
+                known.update(str(row[0]) for row in cur.fetchall())
+            raw.commit()
+        finally:
+            cur.close()
+        return known
+
+    def _connection(self) -> tuple[PoolProxiedConnection, _Statements]:
         # The writer holds one driver connection and runs fixed parameterised SQL on it:
         # SQLAlchemy's per-statement machinery would cost more than the commit itself.
         if self._writer is None:
             raw = self._db.engine.raw_connection()
             self._writer = raw, _Statements(self._db.engine.dialect)
-        raw, sql = self._writer
+        return self._writer
+
+    def _append(self, entries: list[AuditEntry]) -> None:
+        raw, sql = self._connection()
         cur = raw.cursor()
         try:
             if sql.begin:
@@ -207,7 +315,7 @@ class AuditLog:
         if self._writer is not None:
             raw, self._writer = self._writer[0], None
             # the connection may already be gone; a new one is made next time
-            with contextlib.suppress(SQLAlchemyError, self._db_error):
+            with contextlib.suppress(*self._db_errors):
                 raw.invalidate()
 
 
@@ -241,6 +349,12 @@ class _Statements:
         self.insert = (f"INSERT INTO {audit_records.name} ({', '.join(_COLUMNS)}) "
                        f"VALUES ({', '.join([mark] * len(_COLUMNS))})")
         self.move_head = f"UPDATE {audit_head.name} SET seq = {mark}, hash = {mark} WHERE id = 1"
+        self._mark = mark
+
+    def known(self, n: int) -> str:
+        """Which of ``n`` request ids are already logged."""
+        return (f"SELECT request_id FROM {audit_records.name} "
+                f"WHERE request_id IN ({', '.join([self._mark] * n)})")
 
 
 @dataclass(frozen=True)

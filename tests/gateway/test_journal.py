@@ -1,0 +1,128 @@
+"""The audit journal: records of a killed process are replayed into the chain once, live
+journals are left alone, a torn last line is ignored, and while the database refuses
+records new ones are refused (fail closed) and the journaled ones are committed later."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from bastion.gateway.audit import AuditEntry, AuditLog, AuditUnavailableError, verify_chain
+from bastion.gateway.db import Database, audit_records, open_database
+from bastion.gateway.journal import Journal, journal_folder, orphans
+
+
+def _entry(i: int) -> AuditEntry:
+    return AuditEntry(request_id=f"req{i:04d}", time=1_700_000_000.25 + i, token_id="t1",
+                      role="client", client="127.0.0.1", input_sha256="ab" * 32,
+                      prediction=f"[{i % 10}]", latency_ms=1.5, decision="allow")
+
+
+def _logged(db: Database) -> set[str]:
+    with db.engine.connect() as conn:
+        return set(conn.execute(select(audit_records.c.request_id)).scalars())
+
+
+_KILLED = """
+import os, signal, sys
+from pathlib import Path
+from bastion.gateway.audit import AuditEntry, AuditLog
+from bastion.gateway.db import open_database
+from bastion.gateway.journal import Journal
+
+log = AuditLog(open_database(sys.argv[1]), journal=Journal(Path(sys.argv[2])))
+for i in range(int(sys.argv[3]), int(sys.argv[4])):
+    log.write(AuditEntry(f"req{i:04d}", 1.7e9 + i, "t1", "client", "127.0.0.1", "ab" * 32,
+                         "[1]", 1.5, "allow"))
+os.kill(os.getpid(), signal.SIGKILL)  # before the writer's first batch
+"""
+
+
+def test_records_of_a_killed_process_are_replayed_once(tmp_path: Path) -> None:
+    url, folder = f"sqlite:///{tmp_path}/a.db", tmp_path / "journal"
+    for start, stop in ((0, 40), (40, 100)):
+        run = subprocess.run([sys.executable, "-c", _KILLED, url, str(folder), str(start),
+                              str(stop)], capture_output=True, timeout=120)
+        assert run.returncode == -9, run.stderr
+    db = open_database(url)
+    assert len(_logged(db)) < 100  # the kills came before (some) commits
+
+    log = AuditLog(db, journal=Journal(folder))
+    log.close()
+
+    assert _logged(db) == {f"req{i:04d}" for i in range(100)}
+    result = verify_chain(db)
+    assert result.ok and result.n_records == 100, result.problems
+    assert list(folder.iterdir()) == []
+    AuditLog(db, journal=Journal(folder)).close()  # nothing left to replay twice
+    assert verify_chain(db).n_records == 100
+
+
+def test_a_live_journal_is_not_replayed(tmp_path: Path) -> None:
+    journal = Journal(tmp_path)
+    journal.append(_entry(1).values())
+    assert list(orphans(tmp_path)) == []
+    journal.close(0)  # uncommitted: stays for a replay
+    assert [r[0] for records in orphans(tmp_path) for r in records] == ["req0001"]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_torn_last_record_is_ignored(tmp_path: Path) -> None:
+    (tmp_path / "1-dead-000001.journal").write_bytes(
+        b'["req0001",1.0,null,null,"c","ab",".",1.0,"allow"]\n["req0002",2.0,nu')
+    assert [[r[0] for r in records] for records in orphans(tmp_path)] == [["req0001"]]
+
+
+def test_full_segments_are_dropped_once_committed(tmp_path: Path) -> None:
+    journal = Journal(tmp_path, segment_bytes=300)
+    for i in range(6):
+        journal.append(_entry(i).values())
+    assert len(list(tmp_path.glob("*.journal"))) == 3
+    journal.committed(4)
+    assert len(list(tmp_path.glob("*.journal"))) == 1
+    journal.close(6)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_refused_batches_fail_closed_and_commit_later(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    db = open_database(f"sqlite:///{tmp_path}/a.db")
+    log = AuditLog(db, journal=Journal(tmp_path / "journal"))
+    working = log._append
+
+    def refuse(entries: list[AuditEntry]) -> None:
+        raise OSError("the database is gone")
+
+    monkeypatch.setattr(log, "_append", refuse)
+    log.write(_entry(1))  # journaled before the writer has tried: acknowledged
+    deadline = time.monotonic() + 10
+    with pytest.raises(AuditUnavailableError):
+        for i in range(2, 1000):  # until the writer has found out
+            log.write(_entry(i))
+            time.sleep(0.01)
+    monkeypatch.setattr(log, "_append", working)
+    while True:
+        try:
+            log.write(_entry(9999))
+            break
+        except AuditUnavailableError:
+            assert time.monotonic() < deadline + 10, "the writer did not recover"
+            time.sleep(0.05)
+    log.close()
+    logged = _logged(db)
+    assert {"req0001", "req9999"} <= logged
+    assert verify_chain(db).ok
+
+
+def test_journal_sits_beside_a_sqlite_file_or_must_be_named(tmp_path: Path) -> None:
+    from bastion.errors import ConfigError
+
+    assert journal_folder(f"sqlite:///{tmp_path}/g.db", None) == tmp_path / "g.db.audit-journal"
+    assert journal_folder("postgresql://h/db", tmp_path) == tmp_path
+    with pytest.raises(ConfigError, match="audit_journal_dir"):
+        journal_folder("postgresql://h/db", None)
