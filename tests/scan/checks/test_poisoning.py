@@ -121,3 +121,26 @@ def test_trigger_report_becomes_a_high_finding_and_skips_are_reported() -> None:
     assert target.severity is Severity.HIGH
     summary = next(f for f in found if f.id == "poisoning/summary")
     assert summary.evidence["skipped"]["neural-cleanse"]
+
+
+@pytest.mark.slow  # ~10 s: the audit on 1347 digit rows
+def test_attribution_clustering_finds_a_backdoor_activation_clustering_misses() -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    from bastion.models import as_classifier
+
+    train, _ = demo_digits(0)
+    assert train.y is not None
+    res = BadNets(target=2, fraction=0.05, patch_size=2)(train.x, train.y,
+                                                          generator=np.random.default_rng(0))
+    fit = LogisticRegression(max_iter=500).fit(res.x.reshape(len(res.x), -1), res.y)
+    data = Dataset(x=res.x, y=res.y, kind="image", class_names=train.class_names)
+    found = Poisoning(neural_cleanse_steps=0).run(
+        Target(train=data, model=as_classifier(fit, input_shape=(1, 8, 8))),
+        ScanContext(seed=0))
+    high = [f for f in found if f.severity is Severity.HIGH]
+    assert [f.id for f in high] == ["poisoning/backdoor-attribution-2"]
+    rows = {r["row"] for r in high[0].evidence["rows"]}
+    assert rows <= set(res.indices.tolist()) and len(rows) == min(50, len(res.indices))
+    labels = next((f for f in found if f.id == "poisoning/label-errors"), None)
+    assert labels is None or not {r["row"] for r in labels.evidence["rows"]} & rows

@@ -13,10 +13,12 @@ every :class:`~bastion.typing.Classifier` exposes); the other detectors look at 
 inputs. Activation clustering on log-probabilities split clean demo classes into
 confident and unsure rows (silhouette above 0.40), so it stays on the inputs.
 
-A model that gives gradients is also searched for a backdoor by Neural Cleanse, with
-``neural_cleanse_steps`` optimisation steps (0 skips it); the rows of a flagged label that
-carry its reversed trigger are suspect too (detector ``neural-cleanse``). ``triggers``
-stays ``None`` when it did not run and ``skipped`` says why.
+A model that gives gradients also runs attribution clustering (its flags are suspect:
+the rule already needs the flagged rows to lose their label once the trigger is masked)
+and is searched for a backdoor by Neural Cleanse, with ``neural_cleanse_steps``
+optimisation steps (0 skips it); the rows of a flagged label that carry its reversed
+trigger are suspect too (detector ``neural-cleanse``). ``triggers`` stays ``None`` when
+it did not run and ``skipped`` says why.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import numpy as np
 from bastion.data.dataset import Dataset
 from bastion.detection.poisoning._result import Detection, check_inputs
 from bastion.detection.poisoning.activation_clustering import ActivationClustering
+from bastion.detection.poisoning.attribution_clustering import AttributionClustering
 from bastion.detection.poisoning.confident_learning import ConfidentLearning
 from bastion.detection.poisoning.isolation import IsolationDetector
 from bastion.detection.poisoning.knn import KNNLabelConsistency
@@ -103,11 +106,14 @@ def audit(data: Dataset, *, model: Classifier | None = None, expected_fraction: 
         | detections["confident-learning"].flagged
     suspect = detections["activation-clustering"].flagged | (label_says & (votes >= min_votes))
     triggers, skipped = None, {}
-    if model is None:
-        skipped["neural-cleanse"] = "no model given"
-    elif not isinstance(model, Differentiable):
-        skipped["neural-cleanse"] = "the model gives no gradients"
-    elif neural_cleanse_steps <= 0:
+    if model is None or not isinstance(model, Differentiable):
+        why = "no model given" if model is None else "the model gives no gradients"
+        skipped["attribution-clustering"] = skipped["neural-cleanse"] = why
+        return AuditResult(detections=detections, suspect=suspect, skipped=skipped)
+    attributed = AttributionClustering(seed=seed)(model, np.asarray(data.x), y)
+    detections["attribution-clustering"] = attributed
+    suspect |= attributed.flagged
+    if neural_cleanse_steps <= 0:
         skipped["neural-cleanse"] = "turned off (0 steps)"
     else:
         triggers = NeuralCleanse(steps=neural_cleanse_steps, n_samples=100,

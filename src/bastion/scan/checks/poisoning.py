@@ -55,6 +55,19 @@ def _ranked(result: AuditResult, rows: np.ndarray) -> list[dict[str, object]]:
                         for name, d in result.detections.items()}} for i in order]
 
 
+_CLUSTER_DETECTORS = {
+    "activation-clustering": (
+        "backdoor-cluster",
+        "Activation clustering split this class into two well-separated groups, the smaller "
+        "one a minority: the trace a trigger leaves (Chen et al., 2018)."),
+    "attribution-clustering": (
+        "backdoor-attribution",
+        "The model decides these rows on a few features the rest of the class does not "
+        "use, and with those features masked the rows look like another class: the trace "
+        "of a trigger planted on relabelled rows."),
+}
+
+
 def audit_findings(result: AuditResult, data: Dataset, *, check: str = "poisoning",
                    owasp: tuple[str, ...] = ("ML02", "ML10"),
                    atlas: tuple[str, ...] = ("AML.T0020", "AML.T0018"),
@@ -72,26 +85,33 @@ def audit_findings(result: AuditResult, data: Dataset, *, check: str = "poisonin
         return data.class_names[int(c)] if len(data.class_names) > int(c) else str(c)
 
     found: list[Finding] = []
-    ac = result.detections["activation-clustering"].flagged
-    for c in np.unique(y[ac]):
-        rows = np.flatnonzero(ac & (y == c))
-        found.append(finding(
-            f"backdoor-cluster-{c}",
-            f"Class {name(c)} holds a separate cluster of {len(rows)} rows (possible backdoor)",
-            Severity.HIGH,
-            metrics=[Metric(name="rows", value=len(rows), unit="rows"),
-                     Metric(name="share of class", value=len(rows) / int((y == c).sum()),
-                            unit="fraction")],
-            evidence={"class": name(c), "rows": _ranked(result, rows)},
-            description="Activation clustering split this class into two well-separated "
-                        "groups, the smaller one a minority: the trace a trigger leaves "
-                        "(Chen et al., 2018).",
-            recommendation="Inspect these rows for a shared pattern; drop them "
-                           "(`bastion data audit --out clean.npz`) and retrain.",
-        ))
+    backdoor_rows = np.zeros(len(y), dtype=bool)
+    for detector, (slug, how) in _CLUSTER_DETECTORS.items():
+        if detector not in result.detections:
+            continue
+        flagged = result.detections[detector].flagged
+        backdoor_rows |= flagged
+        for c in np.unique(y[flagged]):
+            rows = np.flatnonzero(flagged & (y == c))
+            found.append(finding(
+                f"{slug}-{c}",
+                f"Class {name(c)} holds a separate cluster of {len(rows)} rows "
+                "(possible backdoor)",
+                Severity.HIGH,
+                metrics=[Metric(name="rows", value=len(rows), unit="rows"),
+                         Metric(name="share of class", value=len(rows) / int((y == c).sum()),
+                                unit="fraction")],
+                evidence={"class": name(c), "detector": detector,
+                          "rows": _ranked(result, rows)},
+                description=how,
+                recommendation="Inspect these rows for a shared pattern; drop them "
+                               "(`bastion data audit --out clean.npz`) and retrain.",
+            ))
     found += _trigger_findings(result, y, finding, name)
     carriers = result.detections.get("neural-cleanse")
-    labels = result.suspect & ~ac & ~(carriers.flagged if carriers is not None else False)
+    if carriers is not None:
+        backdoor_rows |= carriers.flagged
+    labels = result.suspect & ~backdoor_rows
     if labels.any():
         share = float(labels.mean())
         found.append(finding(
