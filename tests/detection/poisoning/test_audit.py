@@ -6,6 +6,7 @@ from bastion.data.dataset import Dataset
 from bastion.detection.poisoning.audit import audit
 from bastion.errors import ShapeMismatchError
 from bastion.models import as_classifier
+from bastion.models.torch import TorchClassifier
 
 
 def test_backdoor_rows_are_suspect_and_clean_rows_mostly_kept(backdoored: PoisonResult) -> None:
@@ -62,3 +63,25 @@ def test_a_model_on_clean_data_raises_no_backdoor_flags() -> None:
     result = audit(train, model=as_classifier(fit))
     assert not result.detections["activation-clustering"].flagged.any()
     assert result.suspect.mean() <= 0.02
+
+
+def test_a_label_error_needs_both_label_checks_or_one_and_two_more(
+        flipped: PoisonResult) -> None:
+    result = audit(Dataset(x=flipped.x, y=flipped.y, kind="tabular"))
+    flags = {name: d.flagged for name, d in result.detections.items()}
+    knn, confident = flags["knn-label-consistency"], flags["confident-learning"]
+    others = result.votes - knn.astype(int) - confident.astype(int)
+    one_label_check = knn ^ confident
+    expected = flags["activation-clustering"] | (knn & confident) \
+        | (one_label_check & (others >= 2))
+    np.testing.assert_array_equal(result.suspect, expected)
+    # The rows this rule leaves out: one label check and a single outlier detector.
+    assert (one_label_check & (others == 1) & ~result.suspect).any()
+
+
+def test_clean_digits_with_a_model_keep_almost_every_row(
+        digits: tuple[TorchClassifier, np.ndarray, np.ndarray, np.ndarray, np.ndarray]) -> None:
+    model, x, y, _, _ = digits
+    result = audit(Dataset(x=x, y=y, kind="image"), model=model, neural_cleanse_steps=0)
+    assert not result.detections["attribution-clustering"].flagged.any()
+    assert result.suspect.mean() <= 0.015

@@ -18,7 +18,11 @@ inputs and activations need not. Per class this detector
    honest sub-style keeps neighbours of its own class.
 
 The class is poisoned when at least ``min_relabel`` of the candidate's rows lose their
-label that way; those rows are flagged. Neither cluster size nor silhouette decides, so
+label that way. Then the support grows by every feature where those rows differ from
+their nearest rows of other classes by at least half the largest such difference (the
+attributions may name only part of a trigger), and the vote is repeated without the rows
+already caught (poison from the same source class otherwise vouches for itself) until no
+new row is caught; the caught rows are flagged. Neither cluster size nor silhouette decides, so
 the rule holds when the poison is half of its target class (10 % BadNets on digits),
 where the smaller-cluster rule of activation clustering fails. Chen et al.'s exclusionary
 reclassification asks the same question by retraining without a cluster; that fails for
@@ -111,19 +115,21 @@ class AttributionClustering:
                    max(1, int(self.max_support * len(lead))))
         return order[:size]
 
-    def _disagreement(self, masked: np.ndarray, labels: np.ndarray, rows: np.ndarray,
-                      reference: np.ndarray) -> np.ndarray:
-        """Per row of ``rows``: share of its ``k`` nearest ``reference`` rows (itself
-        excluded) whose label differs from its own."""
+    def _neighbours(self, masked: np.ndarray, rows: np.ndarray,
+                    reference: np.ndarray) -> np.ndarray:
+        """The ``k`` nearest ``reference`` rows of each of ``rows``, itself excluded."""
         k = min(self.k, len(reference) - 1)
         index = NearestNeighbors(n_neighbors=k + 1).fit(masked[reference])
         _, near = index.kneighbors(masked[rows])
         neighbours = reference[near]
-        not_self = neighbours != rows[:, None]
-        # keep the first k neighbours that are not the row itself
-        order = np.argsort(~not_self, axis=1, kind="stable")[:, :k]
-        chosen = np.take_along_axis(neighbours, order, axis=1)
-        return np.asarray((labels[chosen] != labels[rows][:, None]).mean(axis=1))
+        first_not_self = np.argsort(neighbours == rows[:, None], axis=1, kind="stable")[:, :k]
+        return np.asarray(np.take_along_axis(neighbours, first_not_self, axis=1))
+
+    def _disagreement(self, masked: np.ndarray, labels: np.ndarray, rows: np.ndarray,
+                      reference: np.ndarray) -> np.ndarray:
+        """Per row: the share of its nearest ``reference`` rows with another label."""
+        near = self._neighbours(masked, rows, reference)
+        return np.asarray((labels[near] != labels[rows][:, None]).mean(axis=1))
 
     def __call__(self, model: Classifier, features: np.ndarray,
                  y: np.ndarray | None) -> Detection:
@@ -151,10 +157,16 @@ class AttributionClustering:
             if (disagree > 0.5).mean() < self.min_relabel:
                 scores[candidate] = disagree
                 continue
+            caught = disagree > 0.5
+            # The trigger is where caught rows differ from the rows of other classes they
+            # resemble; mask it all, in case the attributions named only part of it.
+            near = self._neighbours(masked, candidate[caught], np.flatnonzero(labels != c))
+            deviation = np.abs(x[candidate[caught]] - x[near].mean(axis=1)).mean(axis=0)
+            keep &= deviation < 0.5 * deviation.max()
+            masked = x[:, keep]
             # Vote again without the rows already caught, until no new row is caught: a
             # poisoned row's nearest rows include poison from its source class, labelled
             # like it.
-            caught = disagree > 0.5
             for _ in range(_MAX_REVOTES):
                 trusted = np.setdiff1d(np.arange(len(x)), candidate[caught])
                 disagree = self._disagreement(masked, labels, candidate, trusted)
