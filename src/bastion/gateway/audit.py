@@ -21,7 +21,9 @@ retries it and new records are refused (the gateway answers 503) until it succee
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
+import functools
 import hashlib
 import itertools
 import json
@@ -30,7 +32,7 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
@@ -50,8 +52,8 @@ log = logging.getLogger("bastion.gateway")
 
 GENESIS = "0" * 64
 _MAX_BATCH = 512
-# With a journal, records are safe before they are committed: the writer waits this long
-# to gather a batch, so it wakes and commits a few times per second rather than per record.
+# With a journal, records are safe before they are committed: the writer commits what
+# gathered every this often, rather than being woken for each record.
 _LINGER_S = 0.02
 
 
@@ -117,6 +119,7 @@ class AuditLog:
         self._timeout_s = timeout_s
         self._max_backlog = max_backlog
         self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
+        self._journaled_entries: collections.deque[AuditEntry] = collections.deque()
         self._writer: tuple[PoolProxiedConnection, _Statements] | None = None
         # the driver's own error base class (sqlite3.Error, psycopg.Error)
         self._db_errors = (SQLAlchemyError, db.engine.dialect.loaded_dbapi.Error, OSError,
@@ -128,7 +131,9 @@ class AuditLog:
         if journal is not None:
             for records in orphans(journal.folder):
                 self._replay(records)
-        self._thread = threading.Thread(target=self._run, name="bastion-audit", daemon=True)
+        run: Callable[[], None] = (self._run if journal is None
+                                   else functools.partial(self._run_journaled, journal))
+        self._thread = threading.Thread(target=run, name="bastion-audit", daemon=True)
         self._thread.start()
 
     def submit(self, entry: AuditEntry) -> Future[None]:
@@ -175,7 +180,7 @@ class AuditLog:
     def _journaled(self, journal: Journal, entry: AuditEntry) -> None:
         if self._failing or self._stop.is_set():
             raise AuditUnavailableError("audit log unavailable (database)")
-        if self._queue.qsize() > self._max_backlog:
+        if len(self._journaled_entries) > self._max_backlog:
             raise AuditUnavailableError("audit log unavailable (database behind)")
         with self._order:
             try:
@@ -183,15 +188,24 @@ class AuditLog:
             except OSError as err:
                 raise AuditUnavailableError(
                     f"audit journal unavailable ({type(err).__name__})") from None
-            self._queue.put(_Pending(entry))
+            self._journaled_entries.append(entry)  # no wake-up: the writer comes by
+
+    def _run_journaled(self, journal: Journal) -> None:
+        pending = self._journaled_entries
+        while True:
+            stopping = self._stop.wait(_LINGER_S)
+            while pending:
+                batch = [pending.popleft() for _ in range(min(len(pending), _MAX_BATCH))]
+                if not self._commit_journaled(journal, batch):
+                    return
+            if stopping:
+                return
 
     def _run(self) -> None:
         while True:
             first = self._queue.get()
             if first is None:
                 return
-            if self._journal is not None:
-                time.sleep(_LINGER_S)
             batch = [first]
             stop = False
             while len(batch) < _MAX_BATCH:
@@ -203,10 +217,7 @@ class AuditLog:
                     stop = True
                     break
                 batch.append(item)
-            if self._journal is None:
-                self._commit(batch)
-            elif not self._commit_journaled(self._journal, batch):
-                return
+            self._commit(batch)
             if stop:
                 return
 
@@ -231,10 +242,9 @@ class AuditLog:
             with contextlib.suppress(RuntimeError):  # the loop has closed: nobody waits
                 loop.call_soon_threadsafe(_settle, waiters, failure)
 
-    def _commit_journaled(self, journal: Journal, batch: list[_Pending]) -> bool:
+    def _commit_journaled(self, journal: Journal, entries: list[AuditEntry]) -> bool:
         """Commit journaled (already acknowledged) records, retrying until the database
         takes them; False if the log closes first (the journal keeps them for replay)."""
-        entries = [p.entry for p in batch]
         delay_s = 0.05
         while True:
             try:
@@ -307,14 +317,16 @@ class AuditLog:
             if head is None:
                 raise AuditUnavailableError("the audit log's head row could not be created")
             seq, prev = int(head[0]), str(head[1])
-            rows = []
+            params: list[object] = []
             for entry in entries:
                 seq += 1
                 values = entry.values()
                 digest = record_hash(seq, dict(zip(_FIELDS, values, strict=True)), prev)
-                rows.append((seq, *values, prev, digest))
+                params.extend((seq, *values, prev, digest))
                 prev = digest
-            cur.executemany(sql.insert, rows)
+            # One statement for the batch: the driver lets go of the GIL once, not once per
+            # row (executemany), each time waiting for the event loop to hand it back.
+            cur.execute(sql.insert(len(entries)), params)
             cur.execute(sql.move_head, (seq, prev))
             raw.commit()
         except BaseException:
@@ -358,10 +370,18 @@ class _Statements:
         self.head = f"SELECT seq, hash FROM {audit_head.name} WHERE id = 1{lock}"
         self.init_head = (f"INSERT INTO {audit_head.name} (id, seq, hash) VALUES (1, 0, {mark}) "
                           "ON CONFLICT (id) DO NOTHING")
-        self.insert = (f"INSERT INTO {audit_records.name} ({', '.join(_COLUMNS)}) "
-                       f"VALUES ({', '.join([mark] * len(_COLUMNS))})")
+        self._insert = f"INSERT INTO {audit_records.name} ({', '.join(_COLUMNS)}) VALUES "
+        self._row = f"({', '.join([mark] * len(_COLUMNS))})"
+        self._inserts: dict[int, str] = {}
         self.move_head = f"UPDATE {audit_head.name} SET seq = {mark}, hash = {mark} WHERE id = 1"
         self._mark = mark
+
+    def insert(self, n: int) -> str:
+        """Insert ``n`` records (at most ``_MAX_BATCH``, so at most that many strings)."""
+        sql = self._inserts.get(n)
+        if sql is None:
+            sql = self._inserts[n] = self._insert + ", ".join([self._row] * n)
+        return sql
 
     def known(self, n: int) -> str:
         """Which of ``n`` request ids are already logged."""

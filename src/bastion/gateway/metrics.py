@@ -34,3 +34,12 @@ class GatewayMetrics:
         self.rows = Counter(
             "bastion_gateway_predicted_rows", "Inputs predicted", registry=self.registry
         )
+        self._decided: dict[str, Counter] = {}
+
+    def decided(self, decision: str) -> None:
+        """Count one prediction request by decision (the few labelled series are kept,
+        rather than looked up under a lock on every request)."""
+        series = self._decided.get(decision)
+        if series is None:
+            series = self._decided[decision] = self.decisions.labels(decision)
+        series.inc()

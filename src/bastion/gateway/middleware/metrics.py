@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 
+from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bastion.gateway.metrics import GatewayMetrics
@@ -17,6 +18,7 @@ class MetricsMiddleware:
         self.app = app
         self.metrics = metrics
         self.routes = routes
+        self._cache: dict[tuple[str, int], tuple[Counter, Histogram]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -36,5 +38,15 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, observed_send)
         finally:
-            self.metrics.requests.labels(route, str(status)).inc()
-            self.metrics.latency.labels(route).observe(time.perf_counter() - started)
+            count, timing = self._series(route, status)
+            count.inc()
+            timing.observe(time.perf_counter() - started)
+
+    def _series(self, route: str, status: int) -> tuple[Counter, Histogram]:
+        # labels() takes a lock and builds a key on every call; routes and statuses are few
+        series = self._cache.get((route, status))
+        if series is None:
+            series = (self.metrics.requests.labels(route, str(status)),
+                      self.metrics.latency.labels(route))
+            self._cache[(route, status)] = series
+        return series
