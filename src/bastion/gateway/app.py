@@ -193,9 +193,9 @@ def _routes(app: FastAPI, pipeline: Pipeline, audit: AuditLog, metrics: GatewayM
         try:
             await audit.awrite(entry)
         except AuditUnavailableError:
-            metrics.decisions.labels("audit-unavailable").inc()
+            metrics.decided("audit-unavailable")
             return _error(503, "the audit log is unavailable; try again later", request_id)
-        metrics.decisions.labels(outcome.decision).inc()
+        metrics.decided(outcome.decision)
         if isinstance(outcome, Refusal):
             headers = ({"Retry-After": str(int(outcome.retry_after_s))}
                        if outcome.retry_after_s else None)
