@@ -121,10 +121,10 @@ def _run(paths: list[Path], settings: ArtifactScanSettings) -> int:
 
     from bastion.cli._ui import err_console, print_summary, progress_bars
     from bastion.report.finding import Severity
-    from bastion.report.write import format_from_suffix, render, write_report
+    from bastion.report.write import render, report_format, write_report
     from bastion.supplychain import scan_path
 
-    fmt = settings.format or (format_from_suffix(settings.out) if settings.out else "json")
+    fmt = report_format(settings.format, settings.out, "json")
     to_stdout = settings.out is None
     started, clock = datetime.now(UTC), time.perf_counter()
     with progress_bars(quiet=settings.quiet or to_stdout) as sink:

@@ -95,7 +95,7 @@ def _audit(path: Path, model: str | None, label: str | None, input_shape: str | 
     from bastion.detection.poisoning.audit import audit
     from bastion.errors import ConfigError, InvalidDataError
     from bastion.report.finding import Report, RunMetadata, Severity
-    from bastion.report.write import format_from_suffix, render, write_report
+    from bastion.report.write import render, report_format, write_report
     from bastion.scan.checks.poisoning import audit_findings
     from bastion.scan.inputs import load_targets
     from bastion.scan.runner import exit_code
@@ -108,7 +108,7 @@ def _audit(path: Path, model: str | None, label: str | None, input_shape: str | 
     if out is not None and (out.suffix.lower() != ".npz"
                             or (out.exists() and out.resolve() == path.resolve())):
         raise ConfigError(f"--out {out}: give a new .npz file; the input is never overwritten")
-    chosen = fmt or (format_from_suffix(report_path) if report_path else "json")
+    chosen = report_format(fmt, report_path, "json")
     started, clock = datetime.now(UTC), time.perf_counter()
     targets, artifacts = load_targets(model=model, data=path, test=None, label=label,
                                       input_shape=input_shape)

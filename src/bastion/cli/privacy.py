@@ -138,7 +138,7 @@ def _audit(
     from bastion.errors import ConfigError
     from bastion.privacy.audit import audit
     from bastion.report.finding import Report, RunMetadata, Severity
-    from bastion.report.write import format_from_suffix, render, write_report
+    from bastion.report.write import render, report_format, write_report
 
     try:
         level = Severity(fail_on)
@@ -146,7 +146,7 @@ def _audit(
         raise ConfigError(
             f"--fail-on {fail_on!r}: use info, low, medium, high or critical"
         ) from None
-    chosen = fmt or (format_from_suffix(out) if out else "json")
+    chosen = report_format(fmt, out, "json")
     started, clock = datetime.now(UTC), time.perf_counter()
     with progress_bars(quiet=quiet or out is None) as sink:
         result = audit(path, kind=kind, text_field=text_field, id_field=id_field,

@@ -142,12 +142,12 @@ def _run(settings: ScanSettings, *, demo: bool) -> int:
 
     from bastion.cli._ui import err_console, print_summary, progress_bars
     from bastion.errors import ConfigError
-    from bastion.report.write import format_from_suffix, render, write_report
+    from bastion.report.write import render, report_format, write_report
     from bastion.scan import ScanContext
     from bastion.scan.inputs import load_targets
     from bastion.scan.runner import exit_code, run_scan, select_checks
 
-    fmt = settings.format or (format_from_suffix(settings.out) if settings.out else "html")
+    fmt = report_format(settings.format, settings.out, "html")
     out = settings.out
     if demo:
         out = out or Path("bastion-demo-report.html")

@@ -18,7 +18,8 @@ from bastion.errors import ConfigError, InputNotFoundError
 from bastion.registry import Registry
 from bastion.report.finding import Report
 
-__all__ = ["RENDERERS", "Renderer", "format_from_suffix", "render", "write_report"]
+__all__ = ["RENDERERS", "Renderer", "format_from_suffix", "render", "report_format",
+           "write_report"]
 
 Renderer = Callable[[Report], str]
 
@@ -48,6 +49,18 @@ def format_from_suffix(path: Path) -> str:
             f"cannot tell the report format from {path.name!r}: use a .html, .json, .md or "
             ".sarif name, or --format"
         ) from None
+
+
+def report_format(fmt: str | None, path: Path | None, default: str) -> str:
+    """The format to write, checked before any work: ``fmt``, else ``path``'s suffix, else
+    ``default``; an unknown format or a missing output folder is a one-line error now,
+    not after a long run."""
+    chosen = fmt or (format_from_suffix(path) if path is not None else default)
+    RENDERERS.get(chosen)
+    if path is not None and not (path.parent if str(path.parent) else Path(".")).is_dir():
+        raise InputNotFoundError(f"folder {path.parent} does not exist: create it or choose "
+                                 "another report path")
+    return chosen
 
 
 def render(report: Report, fmt: str) -> str:
