@@ -203,10 +203,11 @@ def _routes(app: FastAPI, pipeline: Pipeline, audit: AuditLog, metrics: GatewayM
                 headers = {"WWW-Authenticate": "Bearer"}
             return _error(outcome.status, outcome.message, request_id, headers)
         metrics.rows.inc(len(outcome.x))
-        _tell_guards(pipeline.guards, RequestEvent(
-            time=entry.time, request_id=request_id, token_id=entry.token_id, role=entry.role,
-            client=client, x=outcome.x, proba=outcome.proba, latency_ms=latency_ms,
-            decision=outcome.decision))
+        if pipeline.guards:
+            _tell_guards(pipeline.guards, RequestEvent(
+                time=entry.time, request_id=request_id, token_id=entry.token_id,
+                role=entry.role, client=client, x=outcome.x, proba=outcome.proba,
+                latency_ms=latency_ms, decision=outcome.decision))
         return JSONResponse({"request_id": request_id, "model_version": outcome.model_version,
                              "outputs": outcome.outputs})
 

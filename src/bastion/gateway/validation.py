@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -96,8 +97,8 @@ def _check(arr: np.ndarray, spec: InputSpec) -> np.ndarray:
         raise InputRejectedError(413, f"batch of {n} exceeds the limit of {spec.max_batch}")
     x = arr.astype(spec.dtype, copy=False)
     lo, hi = spec.bounds
-    low, high = x.min(), x.max()  # NaN propagates into both
-    if lo <= low and high <= hi and np.isfinite(low) and np.isfinite(high):
+    low, high = float(x.min()), float(x.max())  # NaN propagates into both
+    if lo <= low and high <= hi and math.isfinite(low) and math.isfinite(high):
         return x  # the common case: two reductions say it all
     finite = np.isfinite(x)
     if not finite.all():
