@@ -104,3 +104,26 @@ def test_same_seed_same_triggers() -> None:
     np.testing.assert_array_equal(a.masks, b.masks)
     np.testing.assert_array_equal(a.patterns, b.patterns)
     assert a.masks.shape == (3, 6) and a.masks.min() >= 0 and a.masks.max() <= 1
+
+
+def test_a_trigger_that_is_part_of_the_class_flags_no_rows() -> None:
+    from bastion.detection.poisoning.neural_cleanse import TriggerReport
+
+    train, _ = demo_digits(0)
+    assert train.y is not None
+    x, y = train.x, train.y
+    model = as_classifier(LogisticRegression(max_iter=500).fit(x.reshape(len(x), -1), y),
+                          input_shape=(1, 8, 8))
+    # A false flag on clean data: class 1's "trigger" is the 12 pixels where 1s are
+    # brightest compared with the other digits, the stroke itself.
+    lead = x[y == 1].mean(axis=0) - x[y != 1].mean(axis=0)
+    mask = (lead >= np.sort(lead.reshape(-1))[-12]).astype(np.float32)
+    masks = np.zeros((10, *mask.shape), dtype=np.float32)
+    masks[1] = mask
+    flagged = np.arange(10) == 1
+    report = TriggerReport(masks=masks, patterns=np.zeros_like(masks),
+                           l1_norms=masks.reshape(10, -1).sum(axis=1), success=np.ones(10),
+                           anomaly=flagged * 5.0, flagged=flagged, threshold="t")
+    d = trigger_carriers(model, x, y, report)
+    assert (d.scores[y == 1] > 0.5).sum() >= 20  # the model test alone takes honest 1s
+    assert not d.flagged.any()

@@ -100,7 +100,7 @@ def test_neural_cleanse_names_the_backdoor_target_when_a_model_is_given() -> Non
     assert summary.evidence["neural_cleanse"]["anomaly_index"]["3"] > 2
 
 
-def test_trigger_report_becomes_a_high_finding_and_skips_are_reported() -> None:
+def test_a_trigger_no_row_carries_is_a_medium_finding_and_skips_are_reported() -> None:
     from sklearn.ensemble import RandomForestClassifier
 
     from bastion.detection.poisoning.audit import audit
@@ -118,7 +118,8 @@ def test_trigger_report_becomes_a_high_finding_and_skips_are_reported() -> None:
                            flagged=np.array([True, False, False, False]), threshold="t")
     found = audit_findings(replace(result, triggers=report), train)
     target = next(f for f in found if f.id == "poisoning/backdoor-target-0")
-    assert target.severity is Severity.HIGH
+    # No row carries the trigger here (no carrier test ran): medium, and it says so.
+    assert target.severity is Severity.MEDIUM and "no training row" in target.title
     summary = next(f for f in found if f.id == "poisoning/summary")
     assert summary.evidence["skipped"]["neural-cleanse"]
 

@@ -13,9 +13,9 @@ inputs and activations need not. Per class this detector
 3. names the candidate's *trigger support*: the fewest features that carry
    ``support_mass`` of that positive difference, at most ``max_support`` of all;
 4. asks each candidate row's ``k`` nearest rows of the whole dataset, compared on every
-   feature *except* the support, for their labels. Without its trigger a poisoned row is
-   an ordinary row of its source class, so most neighbours disagree with its label; an
-   honest sub-style keeps neighbours of its own class.
+   feature *except* the support, for their labels (``_masked_vote``). Without its
+   trigger a poisoned row is an ordinary row of its source class, so most neighbours
+   disagree with its label; an honest sub-style keeps neighbours of its own class.
 
 The class is poisoned when at least ``min_relabel`` of the candidate's rows lose their
 label that way. Then the support grows by every feature where those rows differ from
@@ -43,8 +43,8 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.cluster import KMeans
 from sklearn.decomposition import PCA
-from sklearn.neighbors import NearestNeighbors
 
+from bastion.detection.poisoning._masked_vote import trigger_vote
 from bastion.detection.poisoning._result import Detection, check_inputs
 from bastion.errors import InvalidDataError
 from bastion.models.adapt import require_differentiable
@@ -53,7 +53,6 @@ from bastion.typing import Classifier
 __all__ = ["AttributionClustering", "attributions"]
 
 _MIN_CLASS_ROWS = 10
-_MAX_REVOTES = 5
 
 
 def attributions(model: Classifier, x: np.ndarray, y: np.ndarray,
@@ -115,22 +114,6 @@ class AttributionClustering:
                    max(1, int(self.max_support * len(lead))))
         return order[:size]
 
-    def _neighbours(self, masked: np.ndarray, rows: np.ndarray,
-                    reference: np.ndarray) -> np.ndarray:
-        """The ``k`` nearest ``reference`` rows of each of ``rows``, itself excluded."""
-        k = min(self.k, len(reference) - 1)
-        index = NearestNeighbors(n_neighbors=k + 1).fit(masked[reference])
-        _, near = index.kneighbors(masked[rows])
-        neighbours = reference[near]
-        first_not_self = np.argsort(neighbours == rows[:, None], axis=1, kind="stable")[:, :k]
-        return np.asarray(np.take_along_axis(neighbours, first_not_self, axis=1))
-
-    def _disagreement(self, masked: np.ndarray, labels: np.ndarray, rows: np.ndarray,
-                      reference: np.ndarray) -> np.ndarray:
-        """Per row: the share of its nearest ``reference`` rows with another label."""
-        near = self._neighbours(masked, rows, reference)
-        return np.asarray((labels[near] != labels[rows][:, None]).mean(axis=1))
-
     def __call__(self, model: Classifier, features: np.ndarray,
                  y: np.ndarray | None) -> Detection:
         x, labels = check_inputs(features, y)
@@ -152,29 +135,10 @@ class AttributionClustering:
             candidate = rows[split == pick]
             keep = np.ones(x.shape[1], dtype=bool)
             keep[self._support(leads[pick])] = False
-            masked = x[:, keep]
-            disagree = self._disagreement(masked, labels, candidate, np.arange(len(x)))
-            if (disagree > 0.5).mean() < self.min_relabel:
-                scores[candidate] = disagree
-                continue
-            caught = disagree > 0.5
-            # The trigger is where caught rows differ from the rows of other classes they
-            # resemble; mask it all, in case the attributions named only part of it.
-            near = self._neighbours(masked, candidate[caught], np.flatnonzero(labels != c))
-            deviation = np.abs(x[candidate[caught]] - x[near].mean(axis=1)).mean(axis=0)
-            keep &= deviation < 0.5 * deviation.max()
-            masked = x[:, keep]
-            # Vote again without the rows already caught, until no new row is caught: a
-            # poisoned row's nearest rows include poison from its source class, labelled
-            # like it.
-            for _ in range(_MAX_REVOTES):
-                trusted = np.setdiff1d(np.arange(len(x)), candidate[caught])
-                disagree = self._disagreement(masked, labels, candidate, trusted)
-                if not (disagree > 0.5)[~caught].any():
-                    break
-                caught |= disagree > 0.5
+            disagree, caught = trigger_vote(x, labels, keep, candidate, self.k,
+                                            self.min_relabel)
             scores[candidate] = disagree
-            flagged[candidate[caught | (disagree > 0.5)]] = True
+            flagged[candidate[caught]] = True
         return Detection(scores=scores, flagged=flagged,
                          threshold=f"rows of a class's concentrated attribution cluster "
                                    f"whose {self.k} nearest rows, trigger features masked, "

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from bastion.detection.poisoning._masked_vote import trigger_vote
 from bastion.detection.poisoning._result import Detection
 from bastion.errors import InvalidDataError, ShapeMismatchError
 from bastion.models.adapt import require_differentiable
@@ -186,14 +187,23 @@ class NeuralCleanse:
 
 
 def trigger_carriers(model: Classifier, x: np.ndarray, y: np.ndarray,
-                     report: TriggerReport) -> Detection:
-    """Rows of a flagged label whose prediction leaves that label once the trigger is removed.
+                     report: TriggerReport, k: int = 10,
+                     min_carried: float = 0.5) -> Detection:
+    """Rows of a flagged label that need its reversed trigger to keep that label.
 
-    The score is how much probability of its label a row loses when the trigger is
-    removed (0 for rows of labels not flagged).
+    Two tests, both needed: the model stops predicting the label once the trigger is
+    removed (its masked part replaced by the other classes' median), and the row's ``k``
+    nearest rows, compared outside the trigger's features (mask >= 0.5), mostly carry
+    other labels (``_masked_vote``). The first alone also takes honest rows when the
+    reversed "trigger" is part of what the class looks like (a stroke of a 1); those
+    keep neighbours of their own class; when fewer than ``min_carried`` of the rows that
+    leave the label pass the second test, the label's "trigger" is taken for a feature of
+    the class and none of its rows is flagged. The score is how much probability of its
+    label a row loses when the trigger is removed (0 for rows of labels not flagged).
     """
     shape = tuple(model.input_shape)
     x = np.asarray(x, dtype=np.float32).reshape(len(x), *shape)
+    flat = x.reshape(len(x), -1).astype(np.float64)
     y = np.asarray(y)
     scores = np.zeros(len(x))
     flagged = np.zeros(len(x), dtype=bool)
@@ -207,7 +217,13 @@ def trigger_carriers(model: Classifier, x: np.ndarray, y: np.ndarray,
         before = np.asarray(model.predict_proba(x[rows]))[:, t]
         after = np.asarray(model.predict_proba(removed))
         scores[rows] = before - after[:, t]
-        flagged[rows] = after.argmax(axis=1) != t
+        leaves = rows[after.argmax(axis=1) != t]
+        if len(leaves) == 0:
+            continue
+        keep = np.broadcast_to(mask, shape).reshape(-1) < 0.5
+        _, caught = trigger_vote(flat, y, keep, leaves, k, min_carried)
+        flagged[leaves[caught]] = True
     return Detection(scores=scores, flagged=flagged,
-                     threshold="labelled with a Neural Cleanse target and no longer predicted "
-                               "as it once the reversed trigger is removed")
+                     threshold="labelled with a Neural Cleanse target, no longer predicted as "
+                               "it once the reversed trigger is removed, and mostly "
+                               "neighbours of other labels outside the trigger's features")

@@ -154,33 +154,47 @@ def audit_findings(result: AuditResult, data: Dataset, *, check: str = "poisonin
 
 def _trigger_findings(result: AuditResult, data_y: np.ndarray, finding: Callable[..., Finding],
                       name: Callable[[int], str]) -> list[Finding]:
-    """One high finding per class Neural Cleanse flags, with the rows carrying its trigger."""
+    """One finding per class Neural Cleanse flags, with the rows carrying its trigger: high
+    when training rows carry it, medium when none does (the small trigger may be part of
+    what the class looks like, or the backdoor came another way than this data)."""
     report = result.triggers
     if report is None:
         return []
-    return [finding(
-        f"backdoor-target-{int(c)}",
-        f"The model has a backdoor shortcut into class {name(int(c))} (Neural Cleanse)",
-        Severity.HIGH,
-        metrics=[Metric(name="anomaly index", value=float(report.anomaly[c]), unit="MADs",
-                        description=report.threshold),
-                 Metric(name="trigger mask L1", value=float(report.l1_norms[c]),
-                        unit="features"),
-                 Metric(name="median mask L1", value=float(np.median(report.l1_norms)),
-                        unit="features"),
-                 Metric(name="trigger success", value=float(report.success[c]),
-                        unit="fraction")],
-        evidence={"mask_top_features": np.argsort(-report.masks[c].reshape(-1))[:10]
-                  .tolist(),
-                  "rows": _ranked(result, np.flatnonzero(
-                      result.detections["neural-cleanse"].flagged & (data_y == c)))
-                  if "neural-cleanse" in result.detections else []},
-        description="A trigger far smaller than any other class needs turns most inputs "
-                    "into this class: the shortcut a backdoor teaches (Wang et al., 2019).",
-        recommendation="Drop the suspect rows (`bastion data audit --out clean.npz`) and "
-                       "retrain, or fine-tune away the trigger; check where the data came "
-                       "from.",
-    ) for c in report.targets]
+    carriers = result.detections.get("neural-cleanse")
+    found = []
+    for c in report.targets:
+        rows = (np.flatnonzero(carriers.flagged & (data_y == c)) if carriers is not None
+                else np.zeros(0, dtype=int))
+        carried = len(rows) > 0
+        found.append(finding(
+            f"backdoor-target-{int(c)}",
+            f"The model has a backdoor shortcut into class {name(int(c))} (Neural Cleanse)"
+            + ("" if carried else "; no training row carries it"),
+            Severity.HIGH if carried else Severity.MEDIUM,
+            metrics=[Metric(name="anomaly index", value=float(report.anomaly[c]), unit="MADs",
+                            description=report.threshold),
+                     Metric(name="trigger mask L1", value=float(report.l1_norms[c]),
+                            unit="features"),
+                     Metric(name="median mask L1", value=float(np.median(report.l1_norms)),
+                            unit="features"),
+                     Metric(name="trigger success", value=float(report.success[c]),
+                            unit="fraction"),
+                     Metric(name="rows carrying it", value=len(rows), unit="rows")],
+            evidence={"mask_top_features": np.argsort(-report.masks[c].reshape(-1))[:10]
+                      .tolist(),
+                      "rows": _ranked(result, rows)},
+            description="A trigger far smaller than any other class needs turns most inputs "
+                        "into this class: the shortcut a backdoor teaches (Wang et al., "
+                        "2019)." + ("" if carried else
+                                    " No training row of the class looks like another class "
+                                    "once that trigger is masked, so the shortcut may be a "
+                                    "natural feature of the class, or the backdoor was put "
+                                    "in another way than through this data."),
+            recommendation="Drop the suspect rows (`bastion data audit --out clean.npz`) and "
+                           "retrain, or fine-tune away the trigger; check where the data came "
+                           "from.",
+        ))
+    return found
 
 
 @CHECKS.register("poisoning")
