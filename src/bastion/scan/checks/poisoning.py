@@ -120,8 +120,8 @@ def audit_findings(result: AuditResult, data: Dataset, *, check: str = "poisonin
             metrics=[Metric(name="rows", value=int(labels.sum()), unit="rows"),
                      Metric(name="share", value=share, unit="fraction")],
             evidence={"rows": _ranked(result, np.flatnonzero(labels))},
-            description="Two or more detectors single these rows out, at least one of "
-                        "them a label check (neighbours' labels or confident learning): "
+            description="Both label checks (neighbours' labels and confident learning) "
+                        "single these rows out, or one of them and two other detectors: "
                         "label noise or label flipping.",
             recommendation="Review the labels of these rows; relabel or drop them.",
         ))
@@ -190,9 +190,12 @@ def _trigger_findings(result: AuditResult, data_y: np.ndarray, finding: Callable
                                     "once that trigger is masked, so the shortcut may be a "
                                     "natural feature of the class, or the backdoor was put "
                                     "in another way than through this data."),
-            recommendation="Drop the suspect rows (`bastion data audit --out clean.npz`) and "
-                           "retrain, or fine-tune away the trigger; check where the data came "
-                           "from.",
+            recommendation=("Drop the suspect rows (`bastion data audit --out clean.npz`) "
+                            "and retrain, or fine-tune away the trigger; check where the data "
+                            "came from." if carried else
+                            "Look at the trigger's features (evidence): if they are not a "
+                            "natural part of this class, look for the backdoor outside this "
+                            "data (the model file's origin, fine-tuning data)."),
         ))
     return found
 
