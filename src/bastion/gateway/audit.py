@@ -137,16 +137,22 @@ class AuditLog:
         self._thread.start()
 
     def submit(self, entry: AuditEntry) -> Future[None]:
-        """Queue a record; the future resolves once it is committed (or fails)."""
+        """Queue a record; the future resolves once it is durable (committed, or with a
+        journal, journaled) or fails."""
         done: Future[None] = Future()
-        self._queue.put(_Pending(entry, done=done))
+        if self._journal is None:
+            self._queue.put(_Pending(entry, done=done))
+            return done
+        try:
+            self._journaled(self._journal, entry)
+        except AuditUnavailableError as err:
+            done.set_exception(err)
+        else:
+            done.set_result(None)
         return done
 
     def write(self, entry: AuditEntry) -> None:
         """Record ``entry`` and wait until it is durable; raises AuditUnavailableError."""
-        if self._journal is not None:
-            self._journaled(self._journal, entry)
-            return
         try:
             self.submit(entry).result(timeout=self._timeout_s)
         except TimeoutError:
