@@ -1,10 +1,13 @@
 """Gateway overhead: the same model behind a bare FastAPI endpoint and behind
 ``bastion serve`` with every feature on (token auth, per-token and per-client rate
 limits, validation, output hardening, Prometheus metrics, security headers, body limit,
-and the hash-chained audit log on SQLite in WAL mode, committed before each answer),
-once with ``synchronous=FULL`` (an fsync per commit: survives power loss) and once with
-``NORMAL`` (survives kill -9, not a power cut). Load comes from ``wrk`` in its own
-process, over loopback.
+and the hash-chained audit log on SQLite in WAL mode), once as configured by default
+(``audit_ack=commit``, ``synchronous=FULL``: each answer waits for its record's commit and
+an fsync, so it survives power loss) and once with ``audit_ack=journal`` (each answer
+waits for one append of its record to the local journal, committed in batches moments
+later: survives kill -9, not a power cut; everything else default). Server CPU time per
+request is read from /proc around each run. Load comes from ``wrk`` in its own process,
+over loopback.
 
 Two loads per server, interleaved over several rounds (order alternating)
 so that noise from other work on the machine hits both alike:
@@ -37,7 +40,7 @@ import httpx
 
 HERE = Path(__file__).parent
 PY = sys.executable
-NAMES = ("bare", "gateway-full", "gateway-normal")
+NAMES = ("bare", "gateway-commit", "gateway-journal")
 
 
 def free_port() -> int:
@@ -68,6 +71,12 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes]) -> None:
         except httpx.TransportError:
             time.sleep(0.2)
     raise RuntimeError("server did not start")
+
+
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process so far (all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def wrk(url: str, body: str, headers: dict[str, str], *, connections: int,
@@ -114,12 +123,12 @@ def main() -> None:
     ports = {name: free_port() for name in NAMES}
     procs = {"bare": subprocess.Popen([PY, str(HERE / "bare_server.py"), "--model", str(model),
                                        "--port", str(ports["bare"])], env=env)}
-    for name, sync in (("gateway-full", "FULL"), ("gateway-normal", "NORMAL")):
-        # two gateways, one per durability level, on one database (as two workers would)
+    for name, ack in (("gateway-commit", "commit"), ("gateway-journal", "journal")):
+        # two gateways, one per audit_ack, on one database (as two workers would)
         procs[name] = subprocess.Popen(
             [PY, "-m", "bastion.cli.main", "serve", "--model", str(model),
              "--port", str(ports[name]), "--database-url", db_url],
-            env={**env, "BASTION_GATEWAY_SQLITE_SYNCHRONOUS": sync})
+            env={**env, "BASTION_GATEWAY_AUDIT_ACK": ack})
     try:
         for name, proc in procs.items():
             wait_ready(f"http://127.0.0.1:{ports[name]}", proc)
@@ -129,17 +138,21 @@ def main() -> None:
                    for name in NAMES}
         runs: dict[str, dict[str, list[dict[str, float]]]] = {
             n: {"latency": [], "throughput": []} for n in procs}
+        load_start = os.getloadavg()
         for name in procs:  # warm-up
             wrk(f"http://127.0.0.1:{ports[name]}", body, headers[name], connections=1, seconds=2)
         for r in range(args.rounds):
             order = list(NAMES) if r % 2 == 0 else list(reversed(NAMES))
             for load, conns in (("latency", 1), ("throughput", args.connections)):
                 for name in order:
+                    before = cpu_s(procs[name].pid)
                     result = wrk(f"http://127.0.0.1:{ports[name]}", body, headers[name],
                                  connections=conns, seconds=args.seconds)
+                    result["cpu_us_per_request"] = ((cpu_s(procs[name].pid) - before) * 1e6
+                                                    / (result["rps"] * args.seconds))
                     runs[name][load].append(result)
                     print(f"round {r} {load:<10} {name:<8} {result}", flush=True)
-        report(runs, args)
+        report(runs, args, load_start)
     finally:
         for proc in procs.values():
             proc.send_signal(signal.SIGTERM)
@@ -147,16 +160,19 @@ def main() -> None:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def report(runs: dict[str, dict[str, list[dict[str, float]]]], args: argparse.Namespace) -> None:
+def report(runs: dict[str, dict[str, list[dict[str, float]]]], args: argparse.Namespace,
+           load_start: tuple[float, float, float]) -> None:
     def med(name: str, load: str, key: str) -> float:
         return statistics.median(r[key] for r in runs[name][load])
 
     summary: dict[str, object] = {
         "rounds": args.rounds, "seconds": args.seconds, "connections": args.connections,
-        "cpus": os.cpu_count(), "python": platform.python_version(), "runs": runs,
+        "cpus": os.cpu_count(), "python": platform.python_version(),
+        "load_average_start": load_start, "load_average_end": os.getloadavg(), "runs": runs,
         "median": {name: {f"{load}_{key}": med(name, load, key)
                           for load in ("latency", "throughput")
-                          for key in ("rps", "p50_ms", "p99_ms")} for name in NAMES},
+                          for key in ("rps", "p50_ms", "p99_ms", "cpu_us_per_request")}
+                   for name in NAMES},
     }
     for name in NAMES[1:]:
         summary[name] = {
