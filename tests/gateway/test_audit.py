@@ -97,3 +97,17 @@ def test_sqlite_runs_in_wal_with_the_chosen_durability(tmp_path: Path, setting: 
     with db.engine.connect() as conn:
         assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
         assert conn.execute(text("PRAGMA synchronous")).scalar() == level
+
+
+def test_request_ids_are_unique_and_sort_by_time() -> None:
+    import time
+
+    from bastion.gateway.audit import request_ids
+
+    ids = request_ids()
+    first = [next(ids) for _ in range(1000)]
+    time.sleep(0.002)
+    later = next(ids)
+    assert len(set(first)) == 1000 and all(len(i) == 32 for i in first)
+    assert first == sorted(first) and later > first[-1]
+    assert next(request_ids())[12:24] != later[12:24]  # each process draws its own
