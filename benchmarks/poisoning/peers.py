@@ -17,10 +17,12 @@ to "malignant", so there would be no backdoor to remove):
 4. for BadNets, the backdoor's attack success rate (triggered held-out rows of other
    classes sent to the target) and clean accuracy, before and after dropping the audit's
    suspect rows (what ``--out`` writes) or only the rows of its backdoor findings
-   (activation clustering's flags), and retraining the same MLP from the same seed;
-5. at 5 % BadNets on digits, the same for every target class (the ``sweep`` rows), with
-   the MLP and with a linear model (softmax regression, the same training), whose
-   "hidden activations" are the inputs.
+   (activation and attribution clustering, Neural Cleanse carriers), and of a model
+   trained on the unpoisoned rows: each the mean over the same MLP retrained from 5
+   seeds, since one held-out row moves a single run's accuracy by 0.2-0.7 points;
+5. on digits BadNets, the same for every target class (the ``sweep`` rows), with the MLP
+   at 1, 5 and 10 % and a linear model (softmax regression, the same training, whose
+   "hidden activations" are the inputs) at 5 and 10 %.
 
 Writes ``peers.json`` and ``RESULTS.md``; ``--render`` rewrites RESULTS.md from the
 saved JSON. Run it in the benchmark venv, which has ART (see README.md).
@@ -46,6 +48,7 @@ from bastion.models import as_classifier
 
 HERE = Path(__file__).parent
 FRACTIONS = (0.01, 0.05, 0.10)
+RETRAIN_SEEDS = range(5)  # one held-out digits row is 0.22 points; average the retraining
 
 
 def _data(name: str) -> tuple[Dataset, np.ndarray, np.ndarray]:
@@ -84,8 +87,9 @@ class MLP(torch.nn.Module):
         return self.out(self.hidden(x))
 
 
-def _train(x: np.ndarray, y: np.ndarray, n_classes: int, linear: bool = False) -> MLP:
-    torch.manual_seed(0)
+def _train(x: np.ndarray, y: np.ndarray, n_classes: int, linear: bool = False,
+           seed: int = 0) -> MLP:
+    torch.manual_seed(seed)
     net = MLP(int(np.prod(x.shape[1:])), n_classes, linear=linear)
     xt, yt = torch.tensor(x, dtype=torch.float32), torch.tensor(y, dtype=torch.long)
     opt = torch.optim.Adam(net.parameters(), lr=1e-2)
@@ -128,6 +132,9 @@ def _art(net: MLP, x: np.ndarray, y: np.ndarray, n_classes: int,
             "ART SpectralSignatureDefense": np.asarray(ss_clean) == 0}
 
 
+_BACKDOOR_DETECTORS = ("activation-clustering", "attribution-clustering", "neural-cleanse")
+
+
 def _case(name: str, attack: str, fraction: float, target: int | None = None,
           linear: bool = False) -> list[dict[str, Any]]:
     if target is None:
@@ -160,23 +167,19 @@ def _case(name: str, attack: str, fraction: float, target: int | None = None,
     rows = [{**base, "detector": d, "tpr": float(f[m].mean()), "fpr": float(f[~m].mean())}
             for d, f in flags.items()]
     if badnets is not None:
-        keep = ~result.suspect
-        retrained = _train(x[keep], res.y[keep], n_classes, linear)
-        keep_ac = ~result.detections["activation-clustering"].flagged
-        retrained_ac = _train(x[keep_ac], res.y[keep_ac], n_classes, linear)
-        clean = _train(np.asarray(train.x, dtype=np.float32), train.y, n_classes, linear)
+        keep_backdoor = ~np.any([result.detections[d].flagged for d in _BACKDOOR_DETECTORS
+                                 if d in result.detections], axis=0)
+        training = {"before": (x, res.y), "after": (x[~result.suspect], res.y[~result.suspect]),
+                    "after_backdoor_rows": (x[keep_backdoor], res.y[keep_backdoor]),
+                    "unpoisoned": (np.asarray(train.x, dtype=np.float32), train.y)}
+        scores = {f"{metric}_{name}": [] for metric in ("asr", "acc") for name in training}
+        for seed in RETRAIN_SEEDS:
+            for name, (xs, ys) in training.items():
+                fit = _train(xs, ys, n_classes, linear, seed=seed)
+                scores[f"asr_{name}"].append(_asr(fit, badnets, x_test, y_test))
+                scores[f"acc_{name}"].append(float((_predict(fit, x_test) == y_test).mean()))
         for row in rows:
-            row.update({
-                "asr_before": _asr(net, badnets, x_test, y_test),
-                "asr_after": _asr(retrained, badnets, x_test, y_test),
-                "asr_unpoisoned": _asr(clean, badnets, x_test, y_test),
-                "asr_after_backdoor_rows": _asr(retrained_ac, badnets, x_test, y_test),
-                "acc_after_backdoor_rows": float((_predict(retrained_ac, x_test)
-                                                  == y_test).mean()),
-                "acc_before": float((_predict(net, x_test) == y_test).mean()),
-                "acc_after": float((_predict(retrained, x_test) == y_test).mean()),
-                "acc_unpoisoned": float((_predict(clean, x_test) == y_test).mean()),
-            })
+            row.update({k: float(np.mean(v)) for k, v in scores.items()})
     return rows
 
 
@@ -232,9 +235,9 @@ def _headline(rows: list[dict[str, Any]]) -> list[str]:
 
 def _render(rows: list[dict[str, Any]], sweep: list[dict[str, Any]]) -> None:
     target0 = [r for r in rows if r["data"] == "digits" and r["attack"] == "badnets"
-               and r["fraction"] == 0.05]
+               and r["fraction"] in FRACTIONS]
     every = sorted(sweep + target0, key=lambda r: (r.get("model", "mlp") != "mlp",
-                                                   r["target"]))
+                                                   r["fraction"], r["target"]))
     lines = ["# Poisoning: bastion's detectors side by side with ART", "",
              "`benchmarks/.venv-poisoning/bin/python benchmarks/poisoning/peers.py` "
              "(ART 1.20.1, torch 2.13.0 CPU, one thread). Same poisoned rows, same trained "
@@ -246,11 +249,14 @@ def _render(rows: list[dict[str, Any]], sweep: list[dict[str, Any]]) -> None:
     lines += ["", "## BadNets: attack success rate (ASR) and clean accuracy before and after "
               "cleaning and retraining", ""]
     lines += _cleaning(rows)
-    lines += ["", "## Digits, 5 % BadNets, every target class, MLP and linear model", ""]
-    lines += _cleaning(every)
-    lines += ["", "| model | target | detector | TPR | FPR |", "|---|---|---|---|---|"]
-    lines += [f"| {r.get('model', 'mlp')} | {r['target']} | {r['detector']} | "
-              f"{r['tpr']:.3f} | {r['fpr']:.3f} |"
+    lines += ["", "## Digits BadNets, every target class: MLP at 1, 5 and 10 %, linear model "
+              "at 5 and 10 %", ""]
+    lines += _sweep_summary(every)
+    lines += ["", *_cleaning(every)]
+    lines += ["", "| model | poison | target | detector | TPR | FPR |",
+              "|---|---|---|---|---|---|"]
+    lines += [f"| {r.get('model', 'mlp')} | {r['fraction']:.0%} | {r['target']} | "
+              f"{r['detector']} | {r['tpr']:.3f} | {r['fpr']:.3f} |"
               for r in every if r["detector"] in _SWEEP_SHOWN]
     lines += ["", "## Every detector, every case", ""]
     lines += _table(rows)
@@ -261,7 +267,33 @@ def _render(rows: list[dict[str, Any]], sweep: list[dict[str, Any]]) -> None:
     (HERE / "RESULTS.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
-_SWEEP_SHOWN = ("bastion activation-clustering", "bastion neural-cleanse",
+def _sweep_summary(every: list[dict[str, Any]]) -> list[str]:
+    """Per model and poison rate: in how many target classes each target of the issue holds."""
+    lines = ["| model | poison | targets with a detector at TPR >= 0.95, FPR <= 0.05 | "
+             "ASR after cleaning < 5 % (or < the unpoisoned model's + 5 pt) | clean accuracy "
+             "drop < 1 pt | worst accuracy change |", "|---|---|---|---|---|---|"]
+    groups = sorted({(r.get("model", "mlp"), r["fraction"]) for r in every})
+    for model, fraction in groups:
+        case = [r for r in every if r.get("model", "mlp") == model and r["fraction"] == fraction]
+        targets = sorted({r["target"] for r in case})
+        found, asr_ok, acc_ok, worst = 0, 0, 0, 0.0
+        for t in targets:
+            per = [r for r in case if r["target"] == t]
+            found += any(r["detector"].startswith("bastion") and r["tpr"] >= 0.95
+                         and r["fpr"] <= 0.05 for r in per)
+            r = per[0]
+            asr_ok += r["asr_after"] < max(0.05, r["asr_unpoisoned"] + 0.05)
+            change = r["acc_after"] - r["acc_before"]
+            acc_ok += change > -0.01
+            worst = min(worst, change)
+        n = len(targets)
+        lines.append(f"| {model} | {fraction:.0%} | {found}/{n} | {asr_ok}/{n} | {acc_ok}/{n} "
+                     f"| {100 * worst:+.1f} pt |")
+    return lines
+
+
+_SWEEP_SHOWN = ("bastion activation-clustering", "bastion attribution-clustering",
+                "bastion neural-cleanse",
                 "bastion audit (suspect)", "ART ActivationDefence",
                 "ART SpectralSignatureDefense")
 
@@ -278,8 +310,10 @@ def main() -> None:
             for fraction in FRACTIONS:
                 rows += _case(name, attack, fraction)
                 print(name, attack, fraction, file=sys.stderr)
-    sweep = [r for t in range(1, 10) for r in _case("digits", "badnets", 0.05, t)]
-    sweep += [r for t in range(10) for r in _case("digits", "badnets", 0.05, t, linear=True)]
+    sweep = [r for f in FRACTIONS for t in range(1, 10)
+             for r in _case("digits", "badnets", f, t)]
+    sweep += [r for f in (0.05, 0.10) for t in range(10)
+              for r in _case("digits", "badnets", f, t, linear=True)]
     (HERE / "peers.json").write_text(json.dumps({"main": rows, "sweep": sweep}, indent=1),
                                      encoding="utf-8")
     _render(rows, sweep)
