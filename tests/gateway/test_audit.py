@@ -70,9 +70,9 @@ def test_rehashed_record_still_breaks_the_link(filled: Database) -> None:
 
     with filled.writing() as conn:
         row = conn.execute(select(audit_records).where(audit_records.c.seq == 10)).one()
-        values = {**row._mapping, "prediction": "[9]"}
+        values = {**row._mapping, "prediction": "[tampered]"}
         conn.execute(update(audit_records).where(audit_records.c.seq == 10).values(
-            prediction="[9]", hash=record_hash(10, values, row.prev_hash)))
+            prediction="[tampered]", hash=record_hash(10, values, row.prev_hash)))
     result = verify_chain(filled)
     assert any("record 11 does not link" in p for p in result.problems)
 
