@@ -136,7 +136,7 @@ CASES: list[tuple[str, Writer, Format]] = [
     ("b.joblib", _joblib("bz2"), Format.JOBLIB),
     ("x.joblib", _joblib("xz"), Format.JOBLIB),
     ("l.joblib", _joblib("lzma"), Format.JOBLIB),
-    ("a.gz", _bytes(gzip.compress(b"hello")), Format.GZIP),
+    ("a.gz", _bytes(gzip.compress(b"hello", mtime=0)), Format.GZIP),
     ("a.bz2", _bytes(bz2.compress(b"hello")), Format.BZ2),
     ("a.xz", _bytes(lzma.compress(b"hello")), Format.XZ),
     ("a.lzma", _bytes(lzma.compress(b"hello", format=lzma.FORMAT_ALONE)), Format.LZMA),
@@ -197,7 +197,7 @@ def test_detects_format_by_content(
     [
         (b"PK\x03\x04rest", Format.ZIP),  # any zip: what it holds is told apart later
         (b"\x89HDF\r\n\x1a\n" + b"keras_version", Format.HDF5),
-        (b"\x1f\x8b\x08\x00" + gzip.compress(pickle.dumps(1))[4:], Format.GZIP),
+        (b"\x1f\x8b\x08\x00" + gzip.compress(pickle.dumps(1), mtime=0)[4:], Format.GZIP),
         (zlib.compress(pickle.dumps(1)), Format.ZLIB),
         (_LZ4_FRAME, Format.LZ4),
         (b"\x80\x01N.", Format.PICKLE),  # PROTO 1 is unusual but unpickles
