@@ -311,7 +311,7 @@ def _verdicts(res: dict[str, Any]) -> list[str]:
         out.append(f"* {r['model']}: time <= 0.5x ART's: **{fast}** ({r['cpu_ratio']:.2f}x "
                    f"CPU, {r['ratio']:.2f}x wall; attack steps in {b['attack_precision']}; "
                    f"with fp32 attack steps {r['cpu_ratio_fp32']:.2f}x CPU); robust accuracy "
-                   "same or better (within 2 points, the noise of 100 samples): "
+                   f"same or better (within 2 points, the noise of {res['n_eval']} samples): "
                    f"**{strong}** ({b['robust']:.0%} vs {a['robust']:.0%}; bastion fp32 "
                    f"{r['bastion_fp32']['robust']:.0%}).")
     for r in res.get("dp_sgd", []):
@@ -327,11 +327,13 @@ def _verdicts(res: dict[str, Any]) -> list[str]:
             "the attack steps, ten of the eleven forward and backward passes per batch, in "
             "bf16 on a CPU with native bf16, while the weight update and every measurement "
             "stay fp32. On a CPU without native bf16 (or a GPU before Ampere) `auto` falls "
-            "back to fp32, and the fp32 ratio is what to expect there. Robust accuracy on "
-            "the generated 3x32x32 data stays near zero for every side after a few epochs at "
-            "8/255, so that row shows parity of method, not a robust model. No GPU was "
-            "available for this run.", ""]
-    return out
+            "back to fp32, and the fp32 ratio is what to expect there.", ""]
+    weak = [r["model"] for r in res.get("pgd_at", [])
+            if max(r[side]["robust"] for side in AT_SIDES) < 0.1]
+    if weak:
+        out += [f"Robust accuracy of {', '.join(weak)} stays below 10 % for every side after "
+                "these epochs, so that row shows parity of method, not a robust model.", ""]
+    return [*out, "No GPU was available for this run.", ""]
 
 
 def main() -> None:
