@@ -7,7 +7,7 @@ from bastion.attacks.poisoning import BadNets, PoisonResult
 from bastion.data.demo import demo_digits
 from bastion.detection.poisoning import AttributionClustering
 from bastion.detection.poisoning.attribution_clustering import attributions
-from bastion.errors import InvalidDataError, UnsupportedModelError
+from bastion.errors import ConfigError, UnsupportedModelError
 from bastion.models import as_classifier
 from bastion.models.torch import TorchClassifier
 from bastion.typing import Classifier
@@ -98,5 +98,5 @@ def test_refuses_a_model_without_gradients() -> None:
 @pytest.mark.parametrize("bad", [{"support_mass": 0.0}, {"max_support": 1.5},
                                  {"min_relabel": 0.0}, {"k": 0}])
 def test_rejects_settings_outside_their_range(bad: dict[str, float]) -> None:
-    with pytest.raises(InvalidDataError):
+    with pytest.raises(ConfigError):
         AttributionClustering(**bad)  # type: ignore[arg-type]

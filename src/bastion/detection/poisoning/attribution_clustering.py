@@ -46,7 +46,7 @@ from sklearn.decomposition import PCA
 
 from bastion.detection.poisoning._masked_vote import trigger_vote
 from bastion.detection.poisoning._result import Detection, check_inputs
-from bastion.errors import InvalidDataError
+from bastion.errors import ConfigError
 from bastion.models.adapt import require_differentiable
 from bastion.typing import Classifier
 
@@ -101,9 +101,9 @@ class AttributionClustering:
 
     def __post_init__(self) -> None:
         if not 0 < self.support_mass <= 1 or not 0 < self.max_support <= 1:
-            raise InvalidDataError("support_mass and max_support are shares in (0, 1]")
+            raise ConfigError("support_mass and max_support are shares in (0, 1]")
         if not 0 < self.min_relabel <= 1 or self.k < 1:
-            raise InvalidDataError("min_relabel is a share in (0, 1] and k at least 1")
+            raise ConfigError("min_relabel is a share in (0, 1] and k at least 1")
 
     def _support(self, lead: np.ndarray) -> np.ndarray:
         """The fewest features carrying ``support_mass`` of the positive ``lead``."""
@@ -130,7 +130,8 @@ class AttributionClustering:
             split = KMeans(n_clusters=2, n_init=10, random_state=self.seed).fit_predict(z)
             if len(np.unique(split)) < 2:
                 continue
-            leads = [a[split == j].mean(0) - a[split != j].mean(0) for j in (0, 1)]
+            lead = a[split == 0].mean(0) - a[split == 1].mean(0)
+            leads = (lead, -lead)  # what each cluster has more of than the other
             pick = int(np.argmax([_concentration(lead) for lead in leads]))
             candidate = rows[split == pick]
             keep = np.ones(x.shape[1], dtype=bool)
