@@ -1,13 +1,23 @@
 """Gateway overhead: the same model behind a bare FastAPI endpoint and behind
 ``bastion serve`` with every feature on (token auth, per-token and per-client rate
 limits, validation, output hardening, Prometheus metrics, security headers, body limit,
-and the hash-chained audit log on SQLite in WAL mode), once as configured by default
-(``audit_ack=commit``, ``synchronous=FULL``: each answer waits for its record's commit and
-an fsync, so it survives power loss) and once with ``audit_ack=journal`` (each answer
-waits for one append of its record to the local journal, committed in batches moments
-later: survives kill -9, not a power cut; everything else default). Server CPU time per
-request is read from /proc around each run. Load comes from ``wrk`` in its own process,
-over loopback.
+the hash-chained audit log on SQLite in WAL mode, and the runtime monitor with drift,
+feature-squeezing and PRADA extraction detection against held-out reference data).
+
+Gateways measured (``--servers`` picks some):
+
+* ``gateway``: every feature on, as configured by default (``audit_ack=journal``: each
+  answer waits for one append of its record to the local journal, committed in batches
+  moments later; survives kill -9, not a power cut) and a ``[monitor]`` table;
+* ``gateway-commit``: the same with ``audit_ack=commit`` (each answer waits for its
+  record's commit and an fsync, ``synchronous=FULL``: survives power loss);
+* ``gateway-no-monitor``: ``gateway`` without the ``[monitor]`` table.
+
+Server CPU time per request is read from /proc around each run (all threads: the audit
+writer and the monitor's worker included). Load comes from ``wrk`` in its own process,
+over loopback; each request is one held-out digit, cycling through 297 of them, the
+same sequence for every server (a single repeated input would look like an attack to
+the monitor and is not what a served model sees).
 
 Two loads per server, interleaved over several rounds (order alternating)
 so that noise from other work on the machine hits both alike:
@@ -40,7 +50,11 @@ import httpx
 
 HERE = Path(__file__).parent
 PY = sys.executable
-NAMES = ("bare", "gateway-commit", "gateway-journal")
+# name -> (audit_ack, with the [monitor] table)
+GATEWAYS = {"gateway": ("journal", True), "gateway-commit": ("commit", True),
+            "gateway-no-monitor": ("journal", False)}
+N_TRAIN, N_REFERENCE = 1200, 300  # digits rows: training, monitor reference, the rest
+TOKENS_PER_THREAD = 20  # fresh tokens per wrk thread and run, each for 1497 requests
 
 
 def free_port() -> int:
@@ -49,15 +63,25 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def make_model(root: Path) -> Path:
+def make_model(root: Path) -> tuple[Path, Path, list[str]]:
+    """The served model (trained on the first digits), the monitor's reference file
+    (held-out digits) and the request bodies (the digits neither saw)."""
+    import numpy as np
     import skops.io as sio
     from sklearn.datasets import load_digits
     from sklearn.linear_model import LogisticRegression
 
     x, y = load_digits(return_X_y=True)
+    # shuffled: in the dataset's order the later rows are other writers' (a drift)
+    order = np.random.default_rng(0).permutation(len(x))
+    x, y = (x[order] / 16).astype(np.float32), y[order]
     path = root / "digits.skops"
-    sio.dump(LogisticRegression(max_iter=300).fit(x / 16, y), path)
-    return path
+    sio.dump(LogisticRegression(max_iter=300).fit(x[:N_TRAIN], y[:N_TRAIN]), path)
+    reference = root / "reference.npz"
+    np.savez(reference, x=x[N_TRAIN:N_TRAIN + N_REFERENCE])
+    traffic = np.concatenate([x[:N_TRAIN], x[N_TRAIN + N_REFERENCE:]])
+    bodies = [json.dumps({"inputs": [[float(v) for v in row]]}) for row in traffic]
+    return path, reference, bodies
 
 
 def wait_ready(url: str, proc: subprocess.Popen[bytes]) -> None:
@@ -79,12 +103,57 @@ def cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def wrk(url: str, body: str, headers: dict[str, str], *, connections: int,
+class Clients:
+    """Honest clients for ``wrk``: each run gets fresh API tokens, and each token sends
+    every traffic digit once, in order, before the next token takes over (PRADA rightly
+    finds thousands of repeats of a few hundred inputs from one client suspicious)."""
+
+    def __init__(self, db_url: str, pepper: str) -> None:
+        from pydantic import SecretStr
+
+        from bastion.gateway.db import open_database
+        from bastion.gateway.settings import GatewaySettings
+        from bastion.gateway.tokens import TokenStore
+
+        self._store = TokenStore(open_database(db_url), SecretStr(pepper),
+                                 GatewaySettings().roles)
+        self._n = 0
+
+    def fresh(self, n: int) -> list[str]:
+        self._n += n
+        return [str(self._store.create(name=f"bench{self._n - i}", role="admin")[0])
+                for i in range(n)]
+
+
+def wrk(url: str, bodies: list[str], tokens: list[str], *, connections: int,
         seconds: int) -> dict[str, float]:
-    lua_headers = "".join(f'wrk.headers["{k}"] = "{v}"\n' for k, v in headers.items())
+    """One ``wrk`` run; each thread draws its tokens from its own share of ``tokens``."""
+    threads = min(2, connections)
+    host = url.removeprefix("http://")
+    heads = [json.dumps(f"POST /v1/predict HTTP/1.1\r\nHost: {host}\r\nContent-Type: "
+                        f"application/json\r\nAuthorization: Bearer {t}\r\n") for t in tokens]
+    shares = ",\n".join("{" + ", ".join(heads[n::threads]) + "}" for n in range(threads))
+    tails = ",\n".join(json.dumps(f"Content-Length: {len(b)}\r\n\r\n{b}") for b in bodies)
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write(f'wrk.method = "POST"\nwrk.body = {json.dumps(body)}\n{lua_headers}')
-    out = subprocess.run(["wrk", "-t", str(min(2, connections)), "-c", str(connections),
+        # wrk's Lua 5.1: one concatenation per request, a new head with each new token
+        script.write(
+            f"local tails = {{\n{tails}\n}}\n"
+            f"local shares = {{\n{shares}\n}}\n"
+            "local n_threads = 0\n"
+            "function setup(thread)\n"
+            "  n_threads = n_threads + 1\n"
+            "  thread:set('share', n_threads)\n"
+            "end\n"
+            "local heads, i\n"
+            "function init(args)\n"
+            "  heads, i = shares[share], -1\n"
+            "end\n"
+            "function request()\n"
+            "  i = i + 1\n"
+            "  local head = heads[math.floor(i / #tails) % #heads + 1]\n"
+            "  return head .. tails[i % #tails + 1]\n"
+            "end\n")
+    out = subprocess.run(["wrk", "-t", str(threads), "-c", str(connections),
                           "-d", f"{seconds}s", "--latency", "-s", script.name,
                           url + "/v1/predict"], capture_output=True, text=True, check=True).stdout
     os.unlink(script.name)
@@ -108,50 +177,53 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seconds", type=int, default=8)
     parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--servers", nargs="+", choices=list(GATEWAYS),
+                        default=list(GATEWAYS), help="gateways to compare with the bare one")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed (apt-get install wrk)")
     root = Path(tempfile.mkdtemp(prefix="bastion-bench-gw-"))
-    model = make_model(root)
+    model, reference, bodies = make_model(root)
     env = {**os.environ, "BASTION_GATEWAY_PEPPER": "bench-pepper", "OMP_NUM_THREADS": "1",
            "BASTION_GATEWAY_RATE_LIMIT_TOKEN": "10000000/minute",
            "BASTION_GATEWAY_RATE_LIMIT_CLIENT": "10000000/minute"}
+    config = root / "monitor.toml"
+    config.write_text(f"[monitor]\nreference = {json.dumps(str(reference))}\n")
     db_url = f"sqlite:///{root}/audit.db"
-    token = subprocess.run([PY, "-m", "bastion.cli.main", "gateway", "token", "create",
-                            "--name", "bench", "--role", "admin", "--database-url", db_url],
-                           env=env, capture_output=True, text=True, check=True).stdout.strip()
-    ports = {name: free_port() for name in NAMES}
+    clients = Clients(db_url, env["BASTION_GATEWAY_PEPPER"])
+    names = ["bare", *args.servers]
+    ports = {name: free_port() for name in names}
     procs = {"bare": subprocess.Popen([PY, str(HERE / "bare_server.py"), "--model", str(model),
                                        "--port", str(ports["bare"])], env=env)}
-    for name, ack in (("gateway-commit", "commit"), ("gateway-journal", "journal")):
-        # two gateways, one per audit_ack, on one database (as two workers would)
+    for name in args.servers:
+        ack, monitored = GATEWAYS[name]
+        # the gateways share one database, as several workers would
         procs[name] = subprocess.Popen(
             [PY, "-m", "bastion.cli.main", "serve", "--model", str(model),
-             "--port", str(ports[name]), "--database-url", db_url],
+             "--port", str(ports[name]), "--database-url", db_url,
+             *(["--config", str(config)] if monitored else [])],
             env={**env, "BASTION_GATEWAY_AUDIT_ACK": ack})
     try:
         for name, proc in procs.items():
             wait_ready(f"http://127.0.0.1:{ports[name]}", proc)
-        body = json.dumps({"inputs": [[0.25] * 64]})
-        plain = {"Content-Type": "application/json"}
-        headers = {name: plain if name == "bare" else {**plain, "Authorization": f"Bearer {token}"}
-                   for name in NAMES}
         runs: dict[str, dict[str, list[dict[str, float]]]] = {
-            n: {"latency": [], "throughput": []} for n in procs}
+            n: {"latency": [], "throughput": []} for n in names}
         load_start = os.getloadavg()
-        for name in procs:  # warm-up
-            wrk(f"http://127.0.0.1:{ports[name]}", body, headers[name], connections=1, seconds=2)
+        for name in names:  # warm-up
+            wrk(f"http://127.0.0.1:{ports[name]}", bodies, clients.fresh(TOKENS_PER_THREAD),
+                connections=1, seconds=2)
         for r in range(args.rounds):
-            order = list(NAMES) if r % 2 == 0 else list(reversed(NAMES))
+            order = names if r % 2 == 0 else names[::-1]
             for load, conns in (("latency", 1), ("throughput", args.connections)):
                 for name in order:
+                    tokens = clients.fresh(TOKENS_PER_THREAD * min(2, conns))
                     before = cpu_s(procs[name].pid)
-                    result = wrk(f"http://127.0.0.1:{ports[name]}", body, headers[name],
+                    result = wrk(f"http://127.0.0.1:{ports[name]}", bodies, tokens,
                                  connections=conns, seconds=args.seconds)
                     result["cpu_us_per_request"] = ((cpu_s(procs[name].pid) - before) * 1e6
                                                     / (result["rps"] * args.seconds))
                     runs[name][load].append(result)
-                    print(f"round {r} {load:<10} {name:<8} {result}", flush=True)
+                    print(f"round {r} {load:<10} {name:<18} {result}", flush=True)
         report(runs, args, load_start)
     finally:
         for proc in procs.values():
@@ -172,9 +244,9 @@ def report(runs: dict[str, dict[str, list[dict[str, float]]]], args: argparse.Na
         "median": {name: {f"{load}_{key}": med(name, load, key)
                           for load in ("latency", "throughput")
                           for key in ("rps", "p50_ms", "p99_ms", "cpu_us_per_request")}
-                   for name in NAMES},
+                   for name in runs},
     }
-    for name in NAMES[1:]:
+    for name in list(runs)[1:]:
         summary[name] = {
             "latency_p50_overhead_ms": med(name, "latency", "p50_ms")
             - med("bare", "latency", "p50_ms"),
