@@ -4,19 +4,21 @@ clients, Jacobian-augmentation and random-query extraction, PGD examples, drift.
 from __future__ import annotations
 
 import itertools
+import threading
 from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import pytest
 import torch
+from scipy import stats
 from tests.detection.conftest import Recorder, digits_classifier
 
 from bastion.attacks.evasion.pgd import PGD
 from bastion.attacks.extraction import JacobianAugmentation, extract_model
 from bastion.gateway.hooks import RequestEvent, Verdict
 from bastion.gateway.incidents.alarm import Alarm, Kind, Level
-from bastion.gateway.monitor import MonitorSettings, RuntimeMonitor
+from bastion.gateway.monitor import MonitorSettings, RuntimeMonitor, _client_runs, _sf_table
 from bastion.gateway.slots import ModelSlot, ModelVersion
 from bastion.models.torch import TorchClassifier
 
@@ -178,3 +180,76 @@ def test_a_batch_of_waiting_requests_is_split_back_per_client(
     assert clients["noisy"]["n_queries"] == clients["honest"]["n_queries"] == 40
     assert [a.subject for a in sink.alarms] == ["noisy"]
     assert clients["honest"]["risk"] == 0.0
+
+
+def _event(token: str | None, n_rows: int, client: str = "10.0.0.1") -> RequestEvent:
+    x = np.zeros((n_rows, 1, 8, 8), dtype=np.float32)
+    return RequestEvent(time=0.0, request_id=str(next(_ids)), token_id=token, role="client",
+                        client=client, x=x, proba=np.full((n_rows, 10), 0.1), latency_ms=1.0,
+                        decision="allow")
+
+
+@pytest.mark.parametrize(("rows", "client_batch", "expected"), [
+    # one client, one row per request: a run closes at client_batch rows
+    ([("a", 1)] * 5, 2, [("a", [0, 1]), ("a", [2, 3]), ("a", [4])]),
+    # a request bigger than client_batch is a run of its own
+    ([("a", 5), ("a", 1)], 3, [("a", [0]), ("a", [1])]),
+    # interleaved clients keep their own runs, in each client's order
+    ([("a", 1), ("b", 1), ("a", 1), ("b", 1), ("a", 1)], 2,
+     [("a", [0, 2]), ("b", [1, 3]), ("a", [4])]),
+    # client_batch=1: every request is judged alone (the per-request behaviour)
+    ([("a", 1), ("b", 2), ("a", 1)], 1, [("a", [0]), ("b", [1]), ("a", [2])]),
+])
+def test_waiting_requests_are_cut_into_runs_per_client(
+        rows: list[tuple[str, int]], client_batch: int,
+        expected: list[tuple[str, list[int]]]) -> None:
+    events = [_event(token, n) for token, n in rows]
+    runs = _client_runs(events, [n for _, n in rows], client_batch)
+    assert [(subject[1], indices) for subject, indices in runs] == expected
+
+
+def test_a_tokenless_client_counts_against_its_address() -> None:
+    runs = _client_runs([_event(None, 1, client="192.0.2.1"), _event("t", 1)], [1, 1], 8)
+    assert [subject for subject, _ in runs] == [("client", "192.0.2.1"), ("token", "t")]
+
+
+def test_runs_of_waiting_requests_still_stop_extraction_early(
+        world: dict[str, Any], monitored: tuple[RuntimeMonitor, Sink]) -> None:
+    """The whole 640-query attack waiting at once (a worker far behind): the block comes
+    within one run of client_batch rows of where a test per request puts it."""
+    monitor, sink = monitored
+    model, jacobian = world["model"], world["jacobian"]
+    per_request, per_request_sink = _monitor(world, client_batch=1)
+    try:
+        _send(per_request, model, jacobian, token="attacker", batch=1)
+        first = min(a.evidence["n_queries"] for a in per_request_sink.alarms
+                    if a.level is Level.BLOCK)
+    finally:
+        per_request.close()
+    monitor._observe([RequestEvent(time=float(i), request_id=str(next(_ids)),
+                                   token_id="attacker", role="client", client="10.0.0.1",
+                                   x=jacobian[i : i + 1], proba=model.predict_proba(
+                                       jacobian[i : i + 1]), latency_ms=1.0, decision="allow")
+                      for i in range(len(jacobian))])
+    blocked = [a.evidence["n_queries"] for a in sink.alarms if a.level is Level.BLOCK]
+    assert blocked and first <= blocked[0] < first + monitor.settings.client_batch
+
+
+def test_the_request_path_never_waits_for_the_worker(
+        world: dict[str, Any], monitored: tuple[RuntimeMonitor, Sink]) -> None:
+    monitor, _ = monitored
+    monitor.block("token", "bad")
+    answers: list[Verdict] = []
+    with monitor._lock:  # as while the worker scores a batch
+        asking = threading.Thread(target=lambda: answers.extend(
+            [monitor.before("10.0.0.1", "bad"), monitor.before("10.0.0.1", "good")]))
+        asking.start()
+        asking.join(timeout=5)
+    assert answers == [Verdict.BLOCK, Verdict.ALLOW]
+
+
+@pytest.mark.parametrize(("n", "a", "b"), [(30, 1, 20), (100, 5, 96), (200, 17, 284)])
+def test_beta_binomial_table_matches_scipy(n: int, a: int, b: int) -> None:
+    table = _sf_table(n, a, b)
+    for k in (0, 1, n // 3, n):
+        assert table[k] == pytest.approx(float(stats.betabinom.sf(k - 1, n, a, b)), rel=1e-12)
