@@ -170,6 +170,17 @@ def test_flood_from_one_token_gets_429(make_app: Callable[..., Any], settings: A
         assert _predict(url, other, payload).status_code == 200  # other tokens unaffected
 
 
+def test_a_spent_limit_comes_back_when_its_windows_pass(make_app: Callable[..., Any],
+                                                      settings: Any, digits: Any) -> None:
+    app = make_app(settings=settings.model_copy(update={"rate_limit_token": "2/second"}))
+    payload = {"inputs": digits[0][:1].tolist()}
+    with live(app) as url:
+        token = _token(app)
+        assert [_predict(url, token, payload).status_code for _ in range(3)] == [200, 200, 429]
+        time.sleep(2.05)  # the window and the one after it are over: nothing counts
+        assert _predict(url, token, payload).status_code == 200
+
+
 def test_forwarded_for_does_not_dodge_the_client_limit(make_app: Callable[..., Any],
                                                        settings: Any, digits: Any) -> None:
     app = make_app(settings=settings.model_copy(update={"rate_limit_client": "3/minute"}))

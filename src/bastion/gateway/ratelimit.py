@@ -4,10 +4,11 @@ The sliding-window-counter strategy weighs the previous window's count by how mu
 still overlaps the sliding window, so a client cannot double its rate at a window
 boundary (as with fixed windows), in O(1) memory and time per check; the exact moving
 window keeps one entry per request and costs O(limit) per hit in memory storage.
-Counters live in memory by default, or in Redis (``redis://host:port``) so that several
-workers or hosts share them. Limits can be tightened for one token or client while the
-gateway runs (incident playbooks do this); those overrides live in the process that set
-them.
+Counters live in memory by default (:mod:`._memory_limits`: expired when read, no timer
+running between requests), or in Redis (``redis://host:port``, ``limits``' own asyncio
+Redis storage) so that several workers or hosts share them. Limits can be tightened for
+one token or client while the gateway runs (incident playbooks do this); those overrides
+live in the process that set them.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from limits.errors import ConfigurationError, StorageError
 from limits.storage import storage_from_string
 
 from bastion.errors import ConfigError
+from bastion.gateway import _memory_limits  # noqa: F401  (registers async+bastion-memory)
 
 __all__ = ["RateLimits", "StorageError"]
 
@@ -41,11 +43,12 @@ class RateLimits:
 
     def __init__(self, *, per_token: str, per_client: str, storage: str = "memory://") -> None:
         # The asyncio flavour of each storage: counting never blocks the event loop (Redis
-        # through redis.asyncio) and in-memory expiry runs as a task, not a timer thread.
+        # through redis.asyncio); in memory, counters that expire when read.
         options = {"implementation": "redispy"} if storage.startswith("redis") else {}
+        scheme = "bastion-memory://" if storage == "memory://" else storage
         try:
             self._storage = cast(AsyncStorage, storage_from_string(
-                f"async+{storage}", wrap_exceptions=True, **options))
+                f"async+{scheme}", wrap_exceptions=True, **options))
         except ConfigurationError as err:
             raise ConfigError(f"rate_limit_storage {storage!r} is not usable: {err}") from None
         self._limiter = SlidingWindowCounterRateLimiter(self._storage)
