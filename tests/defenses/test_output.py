@@ -57,3 +57,32 @@ def test_label_is_the_argmax_and_top_k_is_bounded(p: np.ndarray, mode: str, k: i
             assert o["top_k"][0]["label"] == o["label"]
         if mode == "label":
             assert set(o) == {"label"}
+
+
+def _value_by_value(proba: np.ndarray, policy: OutputPolicy) -> list[dict[str, object]]:
+    """The obvious per-value version: the oracle for the vectorised one."""
+    rows: list[dict[str, object]] = []
+    for p in proba:
+        label = int(np.argmax(p))
+        if policy.mode == "label":
+            rows.append({"label": label})
+        elif policy.mode == "top-k":
+            order = sorted(range(len(p)), key=lambda c: (-p[c], c))[:policy.k]
+            rows.append({"label": label,
+                         "top_k": [{"label": c, "probability": float(p[c])} for c in order]})
+        else:
+            shown = np.round(p, policy.digits) if policy.mode == "rounded" else p
+            rows.append({"label": label, "probabilities": [float(v) for v in shown]})
+    return rows
+
+
+@given(arrays(st.sampled_from([np.float32, np.float64]),
+              st.tuples(st.integers(1, 6), st.integers(1, 12)), elements=st.floats(0, 1, width=32)),
+       st.sampled_from(["full", "top-k", "rounded", "label"]), st.integers(1, 13),
+       st.integers(0, 8))
+def test_same_answer_as_value_by_value(p: np.ndarray, mode: str, k: int, digits: int) -> None:
+    policy = OutputPolicy(mode=mode, k=k, digits=digits)  # type: ignore[arg-type]
+    out = harden(p, policy)
+    assert out == _value_by_value(p, policy)
+    assert all(type(v) is float for o in out for v in o.get("probabilities", []))
+    assert all(type(o["label"]) is int for o in out)

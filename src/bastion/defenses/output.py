@@ -54,22 +54,19 @@ def harden(proba: np.ndarray, policy: OutputPolicy) -> list[dict[str, Any]]:
     """One JSON-ready dict per row of ``proba`` (shape ``(n, n_classes)``)."""
     if proba.ndim != 2 or proba.shape[1] == 0:
         raise InvalidDataError(f"probabilities must be (n, n_classes), got shape {proba.shape}")
-    labels = proba.argmax(axis=1)
+    # Whole arrays to Python numbers at once (tolist), not value by value: a request's
+    # answer is built on the gateway's request path.
+    labels = proba.argmax(axis=1).tolist()
     if policy.mode == "label":
-        return [{"label": int(y)} for y in labels]
+        return [{"label": y} for y in labels]
     if policy.mode == "top-k":
         k = min(policy.k, proba.shape[1])
         # argsort on the negated scores, stable, so ties keep the lower class first
-        top = np.argsort(-proba, axis=1, kind="stable")[:, :k]
+        top = np.argsort(-proba, axis=1, kind="stable")[:, :k].tolist()
         return [
-            {
-                "label": int(y),
-                "top_k": [{"label": int(c), "probability": float(p[c])} for c in row],
-            }
-            for y, row, p in zip(labels, top, proba, strict=True)
+            {"label": y, "top_k": [{"label": c, "probability": row[c]} for c in classes]}
+            for y, classes, row in zip(labels, top, proba.tolist(), strict=True)
         ]
     shown = np.round(proba, policy.digits) if policy.mode == "rounded" else proba
-    return [
-        {"label": int(y), "probabilities": [float(v) for v in row]}
-        for y, row in zip(labels, shown, strict=True)
-    ]
+    return [{"label": y, "probabilities": row}
+            for y, row in zip(labels, shown.tolist(), strict=True)]
