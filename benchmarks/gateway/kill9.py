@@ -1,7 +1,7 @@
 """Audit durability across ``kill -9``: ``bastion serve`` under load from 8 client
 threads is killed without warning, several times, on one SQLite audit database (WAL,
-synchronous=FULL), once per ``audit_ack`` mode: ``commit`` (the default: answers wait for
-the commit) and ``journal`` (answers wait for the local journal, which the restarted
+synchronous=FULL), once per ``audit_ack`` mode: ``commit`` (answers wait for the commit)
+and ``journal`` (the default: answers wait for the local journal, which the restarted
 server replays). After each kill the server restarts; at the end every acknowledged
 request id must be in the log and the chain must verify.
 

@@ -131,3 +131,38 @@ def test_journal_sits_beside_a_sqlite_file_or_must_be_named(tmp_path: Path) -> N
     assert journal_folder("postgresql://h/db", tmp_path) == tmp_path
     with pytest.raises(ConfigError, match="audit_journal_dir"):
         journal_folder("postgresql://h/db", None)
+
+
+def test_a_default_gateway_answers_from_the_journal(tmp_path: Path, model_file: Path) -> None:
+    """audit_ack defaults to journal: the answer does not wait for the database, whose
+    write lock is held by someone else meanwhile; the record joins the chain after."""
+    import httpx
+    from tests.gateway.conftest import PEPPER
+
+    from bastion.gateway.app import create_app
+    from bastion.gateway.server import load_slot, running
+    from bastion.gateway.settings import GatewaySettings
+
+    settings = GatewaySettings(model=str(model_file), database_url=f"sqlite:///{tmp_path}/g.db")
+    app = create_app(settings, models=load_slot(settings), pepper=PEPPER)
+    token = str(app.state.tokens.create(name="t", role="client")[0])
+    blocker = sqlite3.connect(tmp_path / "g.db", timeout=5)
+    with running(app) as url:
+        blocker.execute("BEGIN IMMEDIATE")  # nobody commits to the database now
+        r = httpx.post(f"{url}/v1/predict", json={"inputs": [[0.0] * 64]}, timeout=10,
+                       headers={"Authorization": f"Bearer {token}"})
+        assert r.status_code == 200
+        assert list((tmp_path / "g.db.audit-journal").glob("*.journal"))
+        blocker.rollback()
+        deadline = time.monotonic() + 10
+        while r.json()["request_id"] not in _logged(app.state.db):
+            assert time.monotonic() < deadline, "the journaled record was never committed"
+            time.sleep(0.02)
+    assert verify_chain(app.state.db).ok
+
+
+def test_without_a_journal_folder_the_error_says_what_to_set(tmp_path: Path) -> None:
+    from bastion.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"audit_journal_dir.*audit_ack = 'commit'"):
+        journal_folder("postgresql+psycopg://h/db", None)

@@ -8,10 +8,10 @@ The request path runs on the event loop (a worker-thread hop would cost more tha
 the checks together) and the model with it, as in a plain FastAPI endpoint; for
 parallelism across cores, run several ``workers``.
 
-A prediction is answered only after its audit record is committed (or, with
-``audit_ack = "journal"``, in the local journal); when the audit log cannot take it the
-answer is 503 and the prediction is withheld (fail closed). Refused requests are
-recorded too, with their decision.
+A prediction is answered only after its audit record is in the local journal (the
+default ``audit_ack = "journal"``) or, with ``audit_ack = "commit"``, committed; when the
+audit log cannot take it the answer is 503 and the prediction is withheld (fail closed).
+Refused requests are recorded too, with their decision.
 
 What plug-ins find on ``app.state``: ``db`` (:class:`~.db.Database`: engine and session
 factory, for their own tables), ``models`` (:class:`~.slots.ModelSlot`), ``controls``

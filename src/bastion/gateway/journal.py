@@ -41,8 +41,8 @@ def journal_folder(database_url: str, configured: Path | None) -> Path:
         return configured
     if url_path := _sqlite_file(database_url):
         return Path(url_path + ".audit-journal")
-    raise ConfigError("audit_ack = 'journal' needs audit_journal_dir for this database; "
-                      "set it to a local folder")
+    raise ConfigError("audit_ack = 'journal' (the default) needs audit_journal_dir for this "
+                      "database: set it to a local folder, or set audit_ack = 'commit'")
 
 
 def _sqlite_file(url: str) -> str | None:

@@ -73,12 +73,13 @@ class GatewaySettings(BaseModel):
     # FULL: an acknowledged request survives power loss (an fsync per commit);
     # NORMAL: it survives a crash or kill -9 of the gateway, not a power cut.
     sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
-    # what an answer waits for. "commit": its audit record committed to the database
-    # (with sqlite_synchronous=FULL or PostgreSQL it survives power loss); "journal": the
-    # record appended to a local journal file, committed moments later and replayed after
-    # a crash (it survives kill -9 of the gateway, not a power cut; several times the
-    # throughput). The journal sits beside a SQLite database unless audit_journal_dir says.
-    audit_ack: Literal["commit", "journal"] = "commit"
+    # what an answer waits for. "journal" (default): its audit record appended to a local
+    # journal file, committed moments later and replayed after a crash (it survives kill -9
+    # of the gateway, not a power cut; a fraction of a commit's cost and no fsync on the
+    # answer's path). "commit": the record committed to the database (with
+    # sqlite_synchronous=FULL or PostgreSQL it survives power loss too). The journal sits
+    # beside a SQLite database file; other databases need audit_journal_dir.
+    audit_ack: Literal["commit", "journal"] = "journal"
     audit_journal_dir: Path | None = None
     # secrets: where the token pepper is (env var name, file, or Vault KV v2)
     pepper_env: str = "BASTION_GATEWAY_PEPPER"
