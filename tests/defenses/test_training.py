@@ -1,4 +1,4 @@
-"""The shared training loop: best-checkpoint restore, patience, stop requests, seeding."""
+"""The shared training loop: which checkpoint is kept, patience, stop requests, seeding."""
 
 from __future__ import annotations
 
@@ -25,21 +25,29 @@ def _ce(n: TorchClassifier, x: torch.Tensor, y: torch.Tensor, _t: float) -> torc
     return torch.nn.functional.cross_entropy(n.logits(x), y)
 
 
-@pytest.mark.parametrize(("scores", "patience", "stop_at", "epochs_run", "best"), [
-    ([0.5, 0.7, 0.6, 0.4, 0.3], 2, None, 4, 1),   # no gain for 2 epochs after the best
-    ([0.5, 0.7, 0.6, 0.4, 0.3], None, None, 5, 1),  # no patience: all epochs, best kept
-    ([0.5, 0.7, 0.9, 0.4, 0.3], None, 3, 4, 2),   # a stop request (catastrophic overfit)
-    ([0.1, 0.2, 0.3, 0.4, 0.5], 1, None, 5, 4),   # always improving: last weights stay
+@pytest.mark.parametrize(("scores", "n_scored", "patience", "stop_at", "epochs_run", "kept"), [
+    ([0.5, 0.7, 0.6, 0.4, 0.3], None, 2, None, 4, 1),   # no gain for 2 epochs after the best
+    ([0.5, 0.7, 0.6, 0.4, 0.3], None, None, None, 5, 1),  # no patience: all epochs, best kept
+    ([0.5, 0.7, 0.9, 0.4, 0.3], None, None, 3, 4, 2),   # a stop request (catastrophic overfit)
+    ([0.1, 0.2, 0.3, 0.4, 0.5], None, 1, None, 5, 4),   # always improving: last weights stay
+    # one-standard-error rule: sqrt(0.7 * 0.3 / 128) = 0.041, so 0.68 ties with 0.70
+    ([0.5, 0.7, 0.69, 0.68, 0.68], 128, None, None, 5, 4),
+    # ... but with 10,000 validation samples (SE 0.005) it does not
+    ([0.5, 0.7, 0.69, 0.68, 0.68], 10_000, None, None, 5, 1),
+    # the latest epoch within the tie wins even when it is neither the best nor the last
+    ([0.5, 0.8, 0.78, 0.6, 0.6], 128, None, None, 5, 2),
+    # a later, better epoch raises the bar past an earlier near-tie
+    ([0.5, 0.7, 0.68, 0.9, 0.6], 128, None, None, 5, 3),
 ])
-def test_best_checkpoint_is_restored(scores: list[float], patience: int | None,
-                                     stop_at: int | None, epochs_run: int, best: int) -> None:
+def test_checkpoint_choice(scores: list[float], n_scored: int | None, patience: int | None,
+                           stop_at: int | None, epochs_run: int, kept: int) -> None:
     net, data, opt = _setup()
     snapshots: list[dict[str, torch.Tensor]] = []
 
     def on_epoch(epoch: int, _loss: float) -> EpochScore:
         snapshots.append(copy.deepcopy(net.module.state_dict()))
         return EpochScore({"score": scores[epoch]}, scores[epoch],
-                          "stop requested" if epoch == stop_at else None)
+                          "stop requested" if epoch == stop_at else None, n_scored)
 
     log, notes = fit(net, data, loss=_ce, epochs=5, batch_size=8, optimizer=opt,
                      generator=torch.Generator().manual_seed(0), on_epoch=on_epoch,
@@ -47,9 +55,14 @@ def test_best_checkpoint_is_restored(scores: list[float], patience: int | None,
 
     assert len(log) == epochs_run and [r["epoch"] for r in log] == list(range(1, epochs_run + 1))
     for key, value in net.module.state_dict().items():
-        torch.testing.assert_close(value, snapshots[best][key])
+        torch.testing.assert_close(value, snapshots[kept][key])
     assert ("stop requested" in notes) == (stop_at is not None)
-    assert any("restored the best checkpoint" in n for n in notes) == (best != epochs_run - 1)
+    restored = [n for n in notes if n.startswith("restored the checkpoint")]
+    assert restored == ([f"restored the checkpoint of epoch {kept + 1} of {epochs_run} "
+                         f"(validation score {scores[kept]:.3f}; the last epoch's "
+                         f"{scores[epochs_run - 1]:.3f} was further below the best than its "
+                         "noise)"]
+                        if kept != epochs_run - 1 else [])
 
 
 def test_same_generator_same_weights() -> None:

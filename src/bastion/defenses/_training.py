@@ -32,11 +32,54 @@ BatchLoss = Callable[[TorchClassifier, torch.Tensor, torch.Tensor, float], torch
 @dataclass(frozen=True)
 class EpochScore:
     """What validation says after an epoch: a log row, the score to maximise for
-    checkpointing (None: keep the last weights) and, to stop now, the reason why."""
+    checkpointing (None: keep the last weights), to stop now, the reason why, and when
+    the score is an accuracy, the number of validation samples behind it (its noise)."""
 
     row: dict[str, float]
     score: float | None = None
     stop: str | None = None
+    n_scored: int | None = None
+
+
+@dataclass(frozen=True)
+class _Checkpoint:
+    score: float
+    epoch: int
+    state: dict[str, torch.Tensor]
+
+
+class _Checkpoints:
+    """The weights worth finishing with, under the one-standard-error rule: the latest
+    epoch whose validation accuracy lies within one standard error of the best.
+
+    An earlier epoch wins only when the later ones fell clearly below it (robust
+    overfitting, Rice et al. 2020), not when a small validation split scores it a
+    sample or two higher by chance: training on usually still helps, and restoring
+    an under-trained epoch on noise cost more robustness than it saved. Only epochs
+    that no later epoch beats can ever be chosen, so those are all it keeps.
+    """
+
+    def __init__(self) -> None:
+        self._kept: list[_Checkpoint] = []  # epochs ascending, scores non-increasing
+
+    def add(self, score: float, epoch: int, module: torch.nn.Module) -> None:
+        while self._kept and self._kept[-1].score < score:
+            self._kept.pop()
+        self._kept.append(_Checkpoint(score, epoch, copy.deepcopy(module.state_dict())))
+
+    @property
+    def best(self) -> _Checkpoint | None:
+        return self._kept[0] if self._kept else None
+
+    def choice(self, n_scored: int | None) -> _Checkpoint | None:
+        """The latest kept epoch within one standard error of the best score (the best
+        itself when the score has no sample count)."""
+        best = self.best
+        if best is None:
+            return None
+        p = min(max(best.score, 0.0), 1.0)
+        tolerance = (p * (1 - p) / n_scored) ** 0.5 if n_scored else 0.0
+        return next(c for c in reversed(self._kept) if c.score >= best.score - tolerance)
 
 
 EpochEnd = Callable[[int, float], EpochScore]
@@ -120,16 +163,19 @@ def fit(
 ) -> tuple[list[dict[str, float]], list[str]]:
     """Train ``net.module`` in place for up to ``epochs``; returns the log and notes.
 
-    After every epoch ``on_epoch`` scores the model; the best-scoring weights are kept
-    and restored at the end (robust overfitting, Rice et al. 2020), and training stops
-    after ``patience`` epochs without improvement.
+    After every epoch ``on_epoch`` scores the model; at the end the weights of the
+    latest epoch within one standard error of the best score are restored
+    (:class:`_Checkpoints`), and training stops after ``patience`` epochs without a new
+    best.
     """
     if epochs < 1 or batch_size < 1:
         raise ConfigError("epochs and batch_size must be at least 1")
     module = net.module
     log: list[dict[str, float]] = []
     notes: list[str] = []
-    best: tuple[float, int, dict[str, torch.Tensor]] | None = None
+    checkpoints = _Checkpoints()
+    n_scored: int | None = None
+    last_score = 0.0
     n = len(data)
     for epoch in range(epochs):
         emit(progress, task, epoch, epochs)
@@ -148,22 +194,25 @@ def fit(
         mean_loss = float(total) / seen
         scored = on_epoch(epoch, mean_loss)
         log.append({"epoch": float(epoch + 1), "loss": mean_loss, **scored.row})
-        score = scored.score
-        if score is not None and (best is None or score > best[0]):
-            best = (score, epoch, copy.deepcopy(module.state_dict()))
+        if scored.score is not None:
+            checkpoints.add(scored.score, epoch, module)
+            n_scored, last_score = scored.n_scored, scored.score
         if scored.stop is not None:
             notes.append(scored.stop)
             break
-        if best is not None and patience is not None and epoch - best[1] >= patience:
+        best = checkpoints.best
+        if best is not None and patience is not None and epoch - best.epoch >= patience:
             notes.append(f"stopped early after epoch {epoch + 1}: validation score did not "
                          f"improve for {patience} epochs")
             break
     emit(progress, task, epochs, epochs)
     module.eval()
-    if best is not None and best[1] != len(log) - 1:
-        module.load_state_dict(best[2])
-        notes.append(f"restored the best checkpoint (epoch {best[1] + 1} of {len(log)}, "
-                     f"validation score {best[0]:.3f})")
+    chosen = checkpoints.choice(n_scored)
+    if chosen is not None and chosen.epoch != len(log) - 1:
+        module.load_state_dict(chosen.state)
+        notes.append(f"restored the checkpoint of epoch {chosen.epoch + 1} of {len(log)} "
+                     f"(validation score {chosen.score:.3f}; the last epoch's {last_score:.3f} "
+                     "was further below the best than its noise)")
     return log, notes
 
 

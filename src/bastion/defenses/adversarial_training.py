@@ -5,8 +5,9 @@ All three solve ``min_θ E[max_{‖δ‖≤ε} L(θ, x + δ, y)]`` with a differ
 outer loss, share one loop (:mod:`bastion.defenses._training`) and one schedule: ε grows
 linearly from 0 over ``warmup_epochs`` (large budgets from the first step stall training),
 and after every epoch the model is scored by PGD robust accuracy on a validation split;
-the best checkpoint is kept and restored (robust overfitting, Rice et al. 2020), with
-optional early stopping after ``patience`` epochs without improvement.
+the latest epoch within one standard error of the best is what training returns (robust
+overfitting, Rice et al. 2020, without restoring an earlier epoch on validation noise),
+with optional early stopping after ``patience`` epochs without improvement.
 
 The inner maximisation is written here, not taken from the attacks registry: the
 registry's PGD stops each sample as soon as it is misclassified and re-judges through
@@ -220,7 +221,7 @@ class _AdversarialTraining(ABC):
             if stop is not None:
                 stop = f"epoch {epoch + 1}: {stop}"
             return EpochScore({**scores, "eps": self.eps_at(epoch + 1.0)},
-                              scores["robust_accuracy"], stop)
+                              scores["robust_accuracy"], stop, n_scored=len(held_out))
 
         log, notes = fit(net, data, loss=loss, epochs=self.epochs, batch_size=self.batch_size,
                          optimizer=opt, generator=shuffle, on_epoch=on_epoch,

@@ -130,7 +130,7 @@ class DefensiveDistillation:
 
         def on_epoch(_epoch: int, _loss: float) -> EpochScore:
             acc = accuracy(net, held_out)
-            return EpochScore({"clean_accuracy": acc}, acc)
+            return EpochScore({"clean_accuracy": acc}, acc, n_scored=len(held_out))
 
         return fit(net, indexed, loss=lambda n, x, i, _t: loss(n.logits(x), i),
                    epochs=self.epochs, batch_size=self.batch_size, optimizer=opt,
