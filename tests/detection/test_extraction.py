@@ -1,9 +1,10 @@
 import numpy as np
 import pytest
+from scipy import stats
 from tests.detection.conftest import Recorder
 
 from bastion.attacks.extraction import JacobianAugmentation, extract_model
-from bastion.detection.extraction import PRADA, QueryDistribution
+from bastion.detection.extraction import PRADA, QueryDistribution, beta_binomial_sf_table
 from bastion.errors import ConfigError, InvalidDataError, ShapeMismatchError
 from bastion.models.torch import TorchClassifier
 
@@ -125,3 +126,67 @@ def test_prada_keeps_a_bounded_distance_set() -> None:
     assert status.n_queries == 200 and status.n_distances == 50
     with pytest.raises(ConfigError):
         PRADA(min_distances=100, max_distances=100)
+
+
+def _prada_reference(prada: PRADA, batches: list[tuple[np.ndarray, np.ndarray]]
+                     ) -> list[tuple[int, float | None, bool]]:
+    """PRADA as the paper states it, one query at a time (the implementation before it
+    was batched): (n_distances, W, alarm) after each batch."""
+    sets: dict[int, tuple[list[np.ndarray], list[float], list[float]]] = {}
+    distances: list[float] = []
+    out: list[tuple[int, float | None, bool]] = []
+    for x, labels in batches:
+        for row, label in zip(x.reshape(len(x), -1).astype(np.float64), labels, strict=True):
+            if int(label) not in sets:
+                sets[int(label)] = ([row], [0.0], [0.0])
+                continue
+            points, spread, threshold = sets[int(label)]
+            d_min = float(np.sqrt(((np.asarray(points) - row) ** 2).sum(axis=1).min()))
+            if d_min == 0.0:
+                continue
+            distances.append(d_min)
+            if d_min > threshold[0]:
+                points.append(row)
+                spread.append(d_min)
+                threshold[0] = max(threshold[0], float(np.mean(spread) - np.std(spread)))
+        d = np.asarray(distances[-prada.max_distances:])
+        w = None
+        if len(d) > prada.min_distances:
+            kept = d[np.abs(d - d.mean()) <= prada.outlier_std * d.std()]
+            w = float(stats.shapiro(kept).statistic) if np.ptp(kept) > 0 else 0.0
+        out.append((len(d), w, w is not None and w < prada.delta))
+    return out
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_prada_matches_the_query_by_query_reference(seed: int) -> None:
+    # Random streams with what makes the batched path hard: several classes in one
+    # batch, points of a batch that join the growing set and are the nearest to later
+    # points of the same batch, exact repeats, batches of 1 to 40 rows, and a distance
+    # window that overflows in the middle of a batch.
+    rng = np.random.default_rng(seed)
+    prada = PRADA(min_distances=20, max_distances=150)
+    seeds = rng.uniform(size=(30, 6))
+    batches = []
+    for _ in range(40):
+        n = int(rng.integers(1, 41))
+        x = seeds[rng.integers(0, len(seeds), n)] + rng.choice(
+            [0.0, 0.01, 0.3], size=(n, 1)) * rng.normal(size=(n, 6))
+        x[rng.random(n) < 0.1] = seeds[0]  # exact repeats
+        batches.append((x, rng.integers(0, 4, n)))
+    expected = _prada_reference(prada, batches)
+    state = prada.state()
+    for (x, labels), (n_distances, w, alarm) in zip(batches, expected, strict=True):
+        status = state.update(x, labels)
+        assert status.n_distances == n_distances and status.alarm == alarm
+        assert (status.w is None) == (w is None)
+        if w is not None:
+            assert status.w == pytest.approx(w, abs=1e-12)
+    assert any(alarm for _, _, alarm in expected) and not all(a for _, _, a in expected)
+
+
+@pytest.mark.parametrize(("n", "a", "b"), [(30, 1, 20), (100, 5, 96), (200, 17, 284)])
+def test_beta_binomial_table_matches_scipy(n: int, a: int, b: int) -> None:
+    table = beta_binomial_sf_table(n, a, b)
+    for k in (0, 1, n // 3, n):
+        assert table[k] == pytest.approx(float(stats.betabinom.sf(k - 1, n, a, b)), rel=1e-12)

@@ -11,14 +11,13 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from scipy import stats
 from tests.detection.conftest import Recorder, digits_classifier
 
 from bastion.attacks.evasion.pgd import PGD
 from bastion.attacks.extraction import JacobianAugmentation, extract_model
 from bastion.gateway.hooks import RequestEvent, Verdict
 from bastion.gateway.incidents.alarm import Alarm, Kind, Level
-from bastion.gateway.monitor import MonitorSettings, RuntimeMonitor, _client_runs, _sf_table
+from bastion.gateway.monitor import MonitorSettings, RuntimeMonitor, _client_runs
 from bastion.gateway.slots import ModelSlot, ModelVersion
 from bastion.models.torch import TorchClassifier
 
@@ -246,10 +245,3 @@ def test_the_request_path_never_waits_for_the_worker(
         asking.start()
         asking.join(timeout=5)
     assert answers == [Verdict.BLOCK, Verdict.ALLOW]
-
-
-@pytest.mark.parametrize(("n", "a", "b"), [(30, 1, 20), (100, 5, 96), (200, 17, 284)])
-def test_beta_binomial_table_matches_scipy(n: int, a: int, b: int) -> None:
-    table = _sf_table(n, a, b)
-    for k in (0, 1, n // 3, n):
-        assert table[k] == pytest.approx(float(stats.betabinom.sf(k - 1, n, a, b)), rel=1e-12)

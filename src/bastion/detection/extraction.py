@@ -31,6 +31,7 @@ calibration set. Random or synthetic queries fall off the data and give tiny p-v
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import deque
 from dataclasses import dataclass, field
@@ -48,6 +49,7 @@ __all__ = [
     "QueryDistribution",
     "QueryDistributionState",
     "QueryDistributionStatus",
+    "beta_binomial_sf_table",
 ]
 
 
@@ -82,6 +84,13 @@ class PRADA:
         return PRADAState(self)
 
 
+# ``stats.shapiro`` without scipy's axis/NaN-policy wrapper, which costs ~60 µs per call
+# (more than the test itself below a few hundred values): PRADA passes one finite 1-D
+# array, the case the wrapper has nothing to do for.
+_shapiro = getattr(stats.shapiro, "__wrapped__", stats.shapiro)
+_CHUNK_FLOATS = 1 << 19  # temporaries of the distance computation stay under 4 MiB
+
+
 class _Rows:
     """An append-only float matrix with amortised O(1) appends (growing sets)."""
 
@@ -100,11 +109,48 @@ class _Rows:
         return self._data[: self.n]
 
 
+class _Window:
+    """The last ``size`` floats in arrival order, readable as one contiguous array (a
+    deque would be converted to an array for every test)."""
+
+    def __init__(self, size: int) -> None:
+        self._data = np.empty(2 * size, dtype=np.float64)
+        self._size = size
+        self._start = self._end = 0
+
+    def extend(self, values: np.ndarray) -> None:
+        values = values[-self._size :]
+        if self._end + len(values) > len(self._data):  # slide the kept tail to the front
+            keep = self._data[max(self._start, self._end + len(values) - self._size) : self._end]
+            self._data[: len(keep)] = keep
+            self._start, self._end = 0, len(keep)
+        self._data[self._end : self._end + len(values)] = values
+        self._end += len(values)
+        self._start = max(self._start, self._end - self._size)
+
+    @property
+    def values(self) -> np.ndarray:
+        return self._data[self._start : self._end]
+
+
 @dataclass
 class _GrowingSet:
+    """``G_c``, and the mean and spread of ``D_{G_c}`` kept by Welford's update (the set
+    starts at {0}), so a new member costs O(1) instead of a pass over all of them."""
+
     points: _Rows
-    distances: list[float] = field(default_factory=lambda: [0.0])
+    n: int = 1
+    mean: float = 0.0
+    m2: float = 0.0
     threshold: float = 0.0
+
+    def add(self, row: np.ndarray, distance: float) -> None:
+        self.points.append(row)
+        self.n += 1
+        step = distance - self.mean
+        self.mean += step / self.n
+        self.m2 += step * (distance - self.mean)
+        self.threshold = max(self.threshold, self.mean - math.sqrt(max(self.m2, 0.0) / self.n))
 
 
 class PRADAState:
@@ -113,7 +159,7 @@ class PRADAState:
     def __init__(self, config: PRADA) -> None:
         self.config = config
         self._sets: dict[int, _GrowingSet] = {}
-        self._distances: deque[float] = deque(maxlen=config.max_distances)
+        self._distances = _Window(config.max_distances)
         self._n_queries = 0
         self._width: int | None = None
         self._status = PRADAStatus(n_queries=0, n_distances=0, w=None, alarm=False)
@@ -123,7 +169,13 @@ class PRADAState:
         return self._status
 
     def update(self, x: np.ndarray, labels: np.ndarray) -> PRADAStatus:
-        """Feed a batch of queries (any shape, flattened) and the model's predicted classes."""
+        """Feed a batch of queries (any shape, flattened) and the model's predicted classes.
+
+        The same result as feeding them one at a time, computed per class: each query's
+        distance to the class's growing set is taken for the whole batch at once; only
+        the (cheap) decisions run query by query, and a query that joins the set lowers
+        the distances of the batch's later queries of its class.
+        """
         rows = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
         labels = np.asarray(labels).reshape(-1)
         if len(rows) != len(labels):
@@ -133,38 +185,59 @@ class PRADAState:
         elif rows.shape[1] != self._width:
             raise ShapeMismatchError(f"queries have {rows.shape[1]} features, earlier ones "
                                      f"{self._width}")
-        for row, label in zip(rows, labels, strict=True):
-            self._one(row, int(label))
+        d_min = np.zeros(len(rows))  # 0: no distance (seeds a set, or an exact repeat)
+        for label in np.unique(labels).tolist():
+            at = np.flatnonzero(labels == label)
+            self._class_batch(int(label), rows[at], d_min, at)
+        self._distances.extend(d_min[d_min > 0.0])
         self._n_queries += len(rows)
         self._status = self._test()
         return self._status
 
-    def _one(self, row: np.ndarray, label: int) -> None:
+    def _class_batch(self, label: int, rows: np.ndarray, d_min: np.ndarray,
+                     at: np.ndarray) -> None:
+        """Queries of one class, in order: their distances go to ``d_min[at]``."""
         grow = self._sets.get(label)
+        first = 0
         if grow is None:
-            points = _Rows(len(row))
-            points.append(row)
-            self._sets[label] = _GrowingSet(points=points)
-            return
-        d_min = float(np.sqrt(((grow.points.rows - row) ** 2).sum(axis=1).min()))
-        if d_min == 0.0:
-            return  # an exact repeat: see the module notes
-        self._distances.append(d_min)
-        if d_min > grow.threshold:
-            grow.points.append(row)
-            grow.distances.append(d_min)
-            spread = np.asarray(grow.distances)
-            grow.threshold = max(grow.threshold, float(spread.mean() - spread.std()))
+            points = _Rows(rows.shape[1])
+            points.append(rows[0])
+            grow = self._sets[label] = _GrowingSet(points=points)
+            first = 1
+        rows = rows[first:]
+        sq = _min_sq_distance(rows, grow.points.rows)
+        for i in range(len(rows)):
+            d = math.sqrt(sq[i])
+            if d == 0.0:
+                continue  # an exact repeat: see the module notes
+            d_min[at[first + i]] = d
+            if d > grow.threshold:
+                grow.add(rows[i], d)
+                later = rows[i + 1 :]
+                np.minimum(sq[i + 1 :], ((later - rows[i]) ** 2).sum(axis=1), out=sq[i + 1 :])
 
     def _test(self) -> PRADAStatus:
-        d = np.asarray(self._distances)
+        d = self._distances.values
         w: float | None = None
         if len(d) > self.config.min_distances:
             kept = d[np.abs(d - d.mean()) <= self.config.outlier_std * d.std()]
             # All-equal distances (one query repeated) are as far from normal as it gets.
-            w = float(stats.shapiro(kept).statistic) if np.ptp(kept) > 0 else 0.0
+            w = float(_shapiro(kept).statistic) if np.ptp(kept) > 0 else 0.0
         return PRADAStatus(n_queries=self._n_queries, n_distances=len(d), w=w,
                            alarm=w is not None and w < self.config.delta)
+
+
+def _min_sq_distance(x: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Each row's smallest squared L2 distance to ``points``, from explicit differences
+    (not the dot-product identity, whose rounding would turn exact repeats into tiny
+    distances), in chunks that bound the temporary."""
+    out = np.empty(len(x))
+    step = max(1, _CHUNK_FLOATS // max(1, points.size))
+    for start in range(0, len(x), step):
+        part = x[start : start + step]
+        out[start : start + len(part)] = (
+            ((part[:, None, :] - points[None, :, :]) ** 2).sum(axis=2).min(axis=1))
+    return out
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -252,10 +325,20 @@ class QueryDistributionState:
         n, k = len(self._flags), sum(self._flags)
         p = None
         if n >= config.min_queries:
-            p = float(stats.betabinom.sf(k - 1, n, self.fitted.a, self.fitted.b))
+            p = float(beta_binomial_sf_table(n, self.fitted.a, self.fitted.b)[k])
         self._status = QueryDistributionStatus(n_window=n, n_outside=k, p_value=p,
                                                alarm=p is not None and p < config.alpha)
         return self._status
+
+
+@functools.lru_cache(maxsize=1024)
+def beta_binomial_sf_table(n: int, a: int, b: int) -> np.ndarray:
+    """``P(K >= k)`` for k = 0..n, K ~ Beta-Binomial(n, a, b): one scipy call per window
+    length instead of one per test (each costs ~150 µs through scipy's distribution
+    machinery). Read-only: the array is shared by every caller."""
+    table = np.asarray(stats.betabinom.sf(np.arange(-1, n), n, a, b), dtype=np.float64)
+    table.flags.writeable = False
+    return table
 
 
 def _knn_distance(index: np.ndarray, x: np.ndarray, k: int) -> np.ndarray:

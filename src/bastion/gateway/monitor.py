@@ -42,7 +42,6 @@ single request would have made it.
 
 from __future__ import annotations
 
-import functools
 import logging
 import math
 import queue
@@ -56,7 +55,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
-from scipy import stats
 
 from bastion.detection.adversarial_input import FeatureSqueezing, SqueezingDetector
 from bastion.detection.drift import KSDrift, MMDDrift
@@ -66,6 +64,7 @@ from bastion.detection.extraction import (
     PRADAState,
     QueryDistribution,
     QueryDistributionState,
+    beta_binomial_sf_table,
 )
 from bastion.errors import InvalidDataError, ShapeMismatchError
 from bastion.gateway.hooks import RequestEvent, Verdict
@@ -179,13 +178,6 @@ class _Client:
     level: Level | None = None
     evidence: dict[str, float] | None = None
     last_seen: float = 0.0
-
-
-@functools.lru_cache(maxsize=1024)
-def _sf_table(n: int, a: int, b: int) -> np.ndarray:
-    """``P(K >= k)`` for k = 0..n, K ~ Beta-Binomial(n, a, b): one scipy call per
-    window length instead of one per client update (each costs ~150 µs)."""
-    return np.asarray(stats.betabinom.sf(np.arange(-1, n), n, a, b), dtype=np.float64)
 
 
 def _subject(event: RequestEvent) -> tuple[str, str]:
@@ -414,7 +406,7 @@ class RuntimeMonitor:
         prada = 0.0 if w is None else min(1.0, max(0.0, (w_hi - w) / (w_hi - s.prada_delta)))
         n, k = len(state.flags), sum(state.flags)
         # Flags of one client share the detector's threshold: Beta-Binomial, not Binomial.
-        adv_p = (float(_sf_table(n, detector.a, detector.b)[k])
+        adv_p = (float(beta_binomial_sf_table(n, detector.a, detector.b)[k])
                  if n >= s.min_queries else None)
         return {
             "prada": prada,
