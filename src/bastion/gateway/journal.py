@@ -25,6 +25,8 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import orjson
+
 from bastion.errors import ConfigError
 
 __all__ = ["Journal", "journal_folder", "orphans"]
@@ -69,7 +71,7 @@ class Journal:
 
     def append(self, values: tuple[object, ...]) -> None:
         """Hand one record to the kernel; it survives the process from here on."""
-        line = (json.dumps(values, separators=(",", ":")) + "\n").encode()
+        line = orjson.dumps(values, option=orjson.OPT_APPEND_NEWLINE)  # read by json
         with self._lock:
             if self._size + len(line) > self._segment_bytes and self._size:
                 self._retired.append((self._fd, self._path, self._appended))
