@@ -265,3 +265,26 @@ def test_health_ready_metrics_openapi(served: Any, digits: Any) -> None:
     assert {"application/json", "application/x-npy"} <= set(body)
     r = httpx.get(f"{url}/healthz")
     assert r.headers["x-content-type-options"] == "nosniff"
+
+
+def test_predict_keeps_what_the_router_gave_it(served: Any, digits: Any) -> None:
+    # POST /v1/predict goes straight to its endpoint (past the router): the gateway's
+    # middlewares still wrap it, and the router still answers every other method.
+    app, url = served
+    admin = _token(app, "admin")
+
+    def counted(status: str) -> float:
+        text = httpx.get(f"{url}/metrics", headers=bearer(admin)).text
+        prefix = f'bastion_gateway_requests_total{{route="/v1/predict",status="{status}"}} '
+        return sum(float(ln.split()[-1]) for ln in text.splitlines() if ln.startswith(prefix))
+
+    ok, refused = counted("200"), counted("401")
+    r = _predict(url, admin, {"inputs": digits[0][:1].tolist()})
+    assert r.status_code == 200 and r.headers["x-content-type-options"] == "nosniff"
+    assert r.headers["content-type"] == "application/json"
+    denied = _predict(url, None, {"inputs": digits[0][:1].tolist()})
+    assert denied.status_code == 401 and denied.headers["www-authenticate"] == "Bearer"
+    assert denied.headers["x-content-type-options"] == "nosniff"
+    assert (counted("200"), counted("401")) == (ok + 1, refused + 1)
+    wrong_method = httpx.get(f"{url}/v1/predict", headers=bearer(admin))
+    assert wrong_method.status_code == 405 and wrong_method.headers["allow"] == "POST"

@@ -25,7 +25,7 @@ import gc
 import hashlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -36,6 +36,7 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, SecretStr
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bastion import __version__
 from bastion.gateway.audit import AuditEntry, AuditLog, AuditUnavailableError, request_ids
@@ -61,6 +62,7 @@ __all__ = ["create_app"]
 
 log = logging.getLogger("bastion.gateway")
 
+_PREDICT = "/v1/predict"
 _PREDICT_BODY: dict[str, Any] = {
     "required": True,
     "content": {
@@ -94,6 +96,30 @@ class _FastJSONResponse(JSONResponse):
 
     def render(self, content: Any) -> bytes:
         return orjson.dumps(content)
+
+
+class _PredictShortcut:
+    """``POST /v1/predict`` straight to its endpoint, past FastAPI's exception
+    middleware, exit stack, router and request wrapper (~15 µs a request in all): the
+    endpoint needs none of them (no dependency, no path parameter, and it answers its own
+    refusals; anything else it raises still reaches the server-error middleware, as
+    before). The route stays registered, so the OpenAPI document is unchanged and other
+    methods on the path get the router's 405. Added innermost: the gateway's own
+    middlewares (metrics, body limit, security headers) wrap it as they wrap the router.
+    """
+
+    def __init__(self, app: ASGIApp, *, path: str,
+                 endpoint: Callable[[Request], Awaitable[Response]]) -> None:
+        self.app = app
+        self.path = path
+        self.endpoint = endpoint
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == self.path and scope["method"] == "POST":
+            response = await self.endpoint(Request(scope, receive, send))
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
 
 
 class _DirectRoute(APIRoute):
@@ -155,11 +181,12 @@ def create_app(
     app.state.metrics = metrics
     app.state.guards = tuple(guards)
 
-    _routes(app, pipeline, audit, metrics, settings)
+    predict = _routes(app, pipeline, audit, metrics, settings)
     for router in routers:
         app.include_router(router)
     routes = [*app.routes, *(r for router in routers for r in router.routes)]
     known = frozenset(p for r in routes if isinstance(p := getattr(r, "path", None), str))
+    app.add_middleware(_PredictShortcut, path=_PREDICT, endpoint=predict)
     app.add_middleware(MetricsMiddleware, metrics=metrics, routes=known)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(SecurityHeadersMiddleware)
@@ -175,7 +202,8 @@ def pepper_from(settings: GatewaySettings) -> SecretStr:
 
 
 def _routes(app: FastAPI, pipeline: Pipeline, audit: AuditLog, metrics: GatewayMetrics,
-            settings: GatewaySettings) -> None:
+            settings: GatewaySettings) -> Callable[[Request], Awaitable[Response]]:
+    """Add the gateway's routes; returns the prediction endpoint (for the shortcut)."""
 
     ids = request_ids()
 
@@ -224,7 +252,7 @@ def _routes(app: FastAPI, pipeline: Pipeline, audit: AuditLog, metrics: GatewayM
                                   "outputs": outcome.outputs})
 
     app.router.add_api_route(
-        "/v1/predict", predict, methods=["POST"], response_model=PredictResponse,
+        _PREDICT, predict, methods=["POST"], response_model=PredictResponse,
         openapi_extra={"requestBody": _PREDICT_BODY}, route_class_override=_DirectRoute,
         responses={code: {"model": ErrorResponse}
                    for code in (400, 401, 403, 413, 415, 422, 429, 503)})
@@ -257,6 +285,8 @@ def _routes(app: FastAPI, pipeline: Pipeline, audit: AuditLog, metrics: GatewayM
         """The caller's token id, role and scopes (to check a token works)."""
         return {"token_id": principal.token_id, "role": principal.role,
                 "scopes": sorted(principal.scopes)}
+
+    return predict
 
 
 def _tell_guards(guards: Sequence[Guard], event: RequestEvent) -> None:
