@@ -61,24 +61,33 @@ class _Checkpoints:
 
     def __init__(self) -> None:
         self._kept: list[_Checkpoint] = []  # epochs ascending, scores non-increasing
+        self._n_scored: int | None = None
 
-    def add(self, score: float, epoch: int, module: torch.nn.Module) -> None:
+    def add(self, score: float, epoch: int, module: torch.nn.Module,
+            n_scored: int | None) -> None:
         while self._kept and self._kept[-1].score < score:
             self._kept.pop()
         self._kept.append(_Checkpoint(score, epoch, copy.deepcopy(module.state_dict())))
+        self._n_scored = n_scored
 
     @property
     def best(self) -> _Checkpoint | None:
         return self._kept[0] if self._kept else None
 
-    def choice(self, n_scored: int | None) -> _Checkpoint | None:
+    @property
+    def last(self) -> _Checkpoint | None:
+        """The latest epoch scored (always kept: no later epoch can beat it yet)."""
+        return self._kept[-1] if self._kept else None
+
+    def choice(self) -> _Checkpoint | None:
         """The latest kept epoch within one standard error of the best score (the best
         itself when the score has no sample count)."""
         best = self.best
         if best is None:
             return None
         p = min(max(best.score, 0.0), 1.0)
-        tolerance = (p * (1 - p) / n_scored) ** 0.5 if n_scored else 0.0
+        n = self._n_scored
+        tolerance = (p * (1 - p) / n) ** 0.5 if n else 0.0
         return next(c for c in reversed(self._kept) if c.score >= best.score - tolerance)
 
 
@@ -174,8 +183,6 @@ def fit(
     log: list[dict[str, float]] = []
     notes: list[str] = []
     checkpoints = _Checkpoints()
-    n_scored: int | None = None
-    last_score = 0.0
     n = len(data)
     for epoch in range(epochs):
         emit(progress, task, epoch, epochs)
@@ -195,8 +202,7 @@ def fit(
         scored = on_epoch(epoch, mean_loss)
         log.append({"epoch": float(epoch + 1), "loss": mean_loss, **scored.row})
         if scored.score is not None:
-            checkpoints.add(scored.score, epoch, module)
-            n_scored, last_score = scored.n_scored, scored.score
+            checkpoints.add(scored.score, epoch, module, scored.n_scored)
         if scored.stop is not None:
             notes.append(scored.stop)
             break
@@ -207,11 +213,11 @@ def fit(
             break
     emit(progress, task, epochs, epochs)
     module.eval()
-    chosen = checkpoints.choice(n_scored)
-    if chosen is not None and chosen.epoch != len(log) - 1:
+    chosen, last = checkpoints.choice(), checkpoints.last
+    if chosen is not None and last is not None and chosen.epoch != len(log) - 1:
         module.load_state_dict(chosen.state)
         notes.append(f"restored the checkpoint of epoch {chosen.epoch + 1} of {len(log)} "
-                     f"(validation score {chosen.score:.3f}; the last epoch's {last_score:.3f} "
+                     f"(validation score {chosen.score:.3f}; the last epoch's {last.score:.3f} "
                      "was further below the best than its noise)")
     return log, notes
 

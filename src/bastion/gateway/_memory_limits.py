@@ -113,11 +113,7 @@ class LazyMemoryStorage(Storage, SlidingWindowCounterSupport):
 
     async def get_sliding_window(self, key: str, expiry: int) -> tuple[int, float, int, float]:
         now = time.time()
-        window = self._windows.get(key)
-        if window is None or window.expiry != expiry:
-            window = _Window(float(expiry), int(now / expiry))
-        else:
-            window.roll(int(now / expiry))
+        window = self._window(key, expiry, now)
         current_ttl = (1 - ((now / expiry) % 1)) * expiry + expiry
         return window.previous, _previous_ttl(window, now), window.current, current_ttl
 
