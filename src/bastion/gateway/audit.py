@@ -347,6 +347,10 @@ class AuditLog:
             # the connection may already be gone; a new one is made next time
             with contextlib.suppress(*self._db_errors):
                 raw.invalidate()
+            # the pool's other idle connections died with the database too: without this
+            # each retry may draw another dead one, and recovery waits out the backoff
+            # once per pooled connection
+            self._db.engine.dispose(close=False)
 
 
 def _settle(waiters: list[asyncio.Future[None]], failure: Exception | None) -> None:
