@@ -108,6 +108,9 @@ def _traffic(gateway: dict[str, Any]) -> None:
                 httpx.post(gateway["url"] + "/v1/predict", json={"inputs": rows.tolist()},
                            headers={"Authorization": f"Bearer {token}"}, timeout=10)
     app.state.monitor.flush()
+    refused = httpx.post(gateway["url"] + "/v1/predict", json={"inputs": noise[:1].tolist()},
+                         headers={"Authorization": f"Bearer {noisy}"}, timeout=10)
+    assert refused.status_code == 403  # blocked once its requests were scored
     app.state.monitor._sink.handle(Alarm(kind=Kind.ADVERSARIAL, level=Level.THROTTLE,
                                          subject_kind="client", subject=HOSTILE, risk=0.6,
                                          summary=f"hostile {HOSTILE}", time=time.time()))

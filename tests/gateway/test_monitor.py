@@ -4,7 +4,10 @@ clients, Jacobian-augmentation and random-query extraction, PGD examples, drift.
 from __future__ import annotations
 
 import itertools
+import os
+import signal
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,7 +20,8 @@ from bastion.attacks.evasion.pgd import PGD
 from bastion.attacks.extraction import JacobianAugmentation, extract_model
 from bastion.gateway.hooks import RequestEvent, Verdict
 from bastion.gateway.incidents.alarm import Alarm, Kind, Level
-from bastion.gateway.monitor import MonitorSettings, RuntimeMonitor, _client_runs
+from bastion.gateway.monitor import MonitorSettings, RuntimeMonitor, batch_of
+from bastion.gateway.scoring import Scorer, client_runs
 from bastion.gateway.slots import ModelSlot, ModelVersion
 from bastion.models.torch import TorchClassifier
 
@@ -162,9 +166,7 @@ def test_snapshot_counts_requests_and_latency(
     assert "x" not in str(snap["clients"][0].keys())  # numbers only, never inputs
 
 
-def test_a_batch_of_waiting_requests_is_split_back_per_client(
-        world: dict[str, Any], monitored: tuple[RuntimeMonitor, Sink]) -> None:
-    monitor, sink = monitored
+def test_a_batch_of_waiting_requests_is_split_back_per_client(world: dict[str, Any]) -> None:
     model = world["model"]
     noise = np.random.default_rng(1).uniform(size=(40, 1, 8, 8)).astype(np.float32)
     natural = world["test_x"][:40]
@@ -174,10 +176,12 @@ def test_a_batch_of_waiting_requests_is_split_back_per_client(
               for i in range(4)
               for token, x in (("noisy", noise[10 * i : 10 * i + 10]),
                                ("honest", natural[10 * i : 10 * i + 10]))]
-    monitor._observe(events)  # what the worker does with requests that queued up together
-    clients = {c["subject"]: c for c in monitor.snapshot()["clients"]}
+    scorer = Scorer(world["reference"], MonitorSettings())
+    # what the worker hands the scorer when requests queued up together
+    alarms = scorer.observe(batch_of(events, "v1"), ModelVersion("v1", model))
+    clients = {c["subject"]: c for c in scorer.view(since=0.0, top=20)["clients"]}
     assert clients["noisy"]["n_queries"] == clients["honest"]["n_queries"] == 40
-    assert [a.subject for a in sink.alarms] == ["noisy"]
+    assert [a.subject for a in alarms] == ["noisy"]
     assert clients["honest"]["risk"] == 0.0
 
 
@@ -202,21 +206,19 @@ def _event(token: str | None, n_rows: int, client: str = "10.0.0.1") -> RequestE
 def test_waiting_requests_are_cut_into_runs_per_client(
         rows: list[tuple[str, int]], client_batch: int,
         expected: list[tuple[str, list[int]]]) -> None:
-    events = [_event(token, n) for token, n in rows]
-    runs = _client_runs(events, [n for _, n in rows], client_batch)
+    runs = client_runs([("token", token) for token, _ in rows], [n for _, n in rows],
+                       client_batch)
     assert [(subject[1], indices) for subject, indices in runs] == expected
 
 
 def test_a_tokenless_client_counts_against_its_address() -> None:
-    runs = _client_runs([_event(None, 1, client="192.0.2.1"), _event("t", 1)], [1, 1], 8)
-    assert [subject for subject, _ in runs] == [("client", "192.0.2.1"), ("token", "t")]
+    batch = batch_of([_event(None, 1, client="192.0.2.1"), _event("t", 1)], "v1")
+    assert batch.subjects == [("client", "192.0.2.1"), ("token", "t")]
 
 
-def test_runs_of_waiting_requests_still_stop_extraction_early(
-        world: dict[str, Any], monitored: tuple[RuntimeMonitor, Sink]) -> None:
+def test_runs_of_waiting_requests_still_stop_extraction_early(world: dict[str, Any]) -> None:
     """The whole 640-query attack waiting at once (a worker far behind): the block comes
     within one run of client_batch rows of where a test per request puts it."""
-    monitor, sink = monitored
     model, jacobian = world["model"], world["jacobian"]
     per_request, per_request_sink = _monitor(world, client_batch=1)
     try:
@@ -225,13 +227,15 @@ def test_runs_of_waiting_requests_still_stop_extraction_early(
                     if a.level is Level.BLOCK)
     finally:
         per_request.close()
-    monitor._observe([RequestEvent(time=float(i), request_id=str(next(_ids)),
-                                   token_id="attacker", role="client", client="10.0.0.1",
-                                   x=jacobian[i : i + 1], proba=model.predict_proba(
-                                       jacobian[i : i + 1]), latency_ms=1.0, decision="allow")
-                      for i in range(len(jacobian))])
-    blocked = [a.evidence["n_queries"] for a in sink.alarms if a.level is Level.BLOCK]
-    assert blocked and first <= blocked[0] < first + monitor.settings.client_batch
+    scorer = Scorer(world["reference"], MonitorSettings())
+    alarms = scorer.observe(batch_of([
+        RequestEvent(time=float(i), request_id=str(next(_ids)), token_id="attacker",
+                     role="client", client="10.0.0.1", x=jacobian[i : i + 1],
+                     proba=model.predict_proba(jacobian[i : i + 1]), latency_ms=1.0,
+                     decision="allow") for i in range(len(jacobian))], "v1"),
+        ModelVersion("v1", model))
+    blocked = [a.evidence["n_queries"] for a in alarms if a.level is Level.BLOCK]
+    assert blocked and first <= blocked[0] < first + scorer.settings.client_batch
 
 
 def test_the_request_path_never_waits_for_the_worker(
@@ -245,3 +249,59 @@ def test_the_request_path_never_waits_for_the_worker(
         asking.start()
         asking.join(timeout=5)
     assert answers == [Verdict.BLOCK, Verdict.ALLOW]
+
+
+def _first_block(sink: Sink) -> float:
+    return min(a.evidence["n_queries"] for a in sink.alarms if a.level is Level.BLOCK)
+
+
+def test_scoring_runs_in_its_own_process_and_agrees_with_a_thread(
+        world: dict[str, Any], monitored: tuple[RuntimeMonitor, Sink]) -> None:
+    monitor, sink = monitored
+    process = monitor._process
+    assert process is not None and process.alive and process.pid not in (None, os.getpid())
+    threaded, threaded_sink = _monitor(world, scoring="thread")
+    try:
+        assert threaded._process is None
+        for m in (monitor, threaded):
+            _send(m, world["model"], world["jacobian"], token="attacker", batch=1)
+    finally:
+        threaded.close()
+    assert sink.alarms == threaded_sink.alarms  # the same numbers, wherever they ran
+    assert monitor.before("10.0.0.1", "attacker") is Verdict.ALLOW  # the sink decides
+
+
+def test_if_the_scoring_process_dies_the_server_process_takes_over(
+        world: dict[str, Any], monitored: tuple[RuntimeMonitor, Sink]) -> None:
+    monitor, sink = monitored
+    process = monitor._process
+    assert process is not None and process.pid is not None
+    os.kill(process.pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while process.alive and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not process.alive
+    _send(monitor, world["model"], world["jacobian"], token="attacker", batch=1)
+    assert monitor._process is None
+    assert [a.subject for a in sink.alarms if a.level is Level.BLOCK] == ["attacker"]
+
+
+class _Unpicklable(TorchClassifier):
+    def __reduce__(self) -> Any:
+        raise TypeError("cannot pickle this runtime's session")
+
+
+def test_a_model_that_cannot_be_shipped_is_scored_in_the_server_process(
+        world: dict[str, Any], caplog: pytest.LogCaptureFixture) -> None:
+    model = world["model"]
+    unshippable = _Unpicklable(model.module, input_shape=model.input_shape)
+    sink = Sink()
+    monitor = RuntimeMonitor(models=ModelSlot(ModelVersion("v1", unshippable)),
+                             reference=world["reference"], sink=sink)
+    try:
+        assert monitor._process is None
+        assert "cannot be sent to a scoring process" in caplog.text
+        _send(monitor, unshippable, world["jacobian"], token="attacker", batch=1)
+        assert _first_block(sink) <= 250
+    finally:
+        monitor.close()
