@@ -13,11 +13,12 @@ Gateways measured (``--servers`` picks some):
   record's commit and an fsync, ``synchronous=FULL``: survives power loss);
 * ``gateway-no-monitor``: ``gateway`` without the ``[monitor]`` table.
 
-Server CPU time per request is read from /proc around each run (all threads: the audit
-writer and the monitor's worker included). Load comes from ``wrk`` in its own process,
-over loopback; each request is one held-out digit, cycling through 297 of them, the
-same sequence for every server (a single repeated input would look like an attack to
-the monitor and is not what a served model sees).
+Server CPU time per request is read from /proc around each run (all threads and child
+processes: the audit writer, the monitor's worker and its scoring process included).
+Load comes from ``wrk`` in its own process, over loopback; each request is one held-out
+digit, cycling through 297 of them, the same sequence for every server (a single
+repeated input would look like an attack to the monitor and is not what a served model
+sees).
 
 Two loads per server, interleaved over several rounds (order alternating)
 so that noise from other work on the machine hits both alike:
@@ -98,9 +99,21 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes]) -> None:
 
 
 def cpu_s(pid: int) -> float:
-    """User + system CPU seconds of a process so far (all its threads)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU seconds so far of a process and of every process below it (all
+    threads; the monitor's scoring process, a child of multiprocessing's fork server,
+    included)."""
+    stats: dict[int, list[str]] = {}
+    for path in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            stats[int(path.parent.name)] = path.read_text().rsplit(")", 1)[1].split()
+        except (OSError, ValueError):
+            continue  # ended meanwhile
+    tree, todo = set(), [pid]
+    while todo:
+        tree.add(parent := todo.pop())
+        todo += [p for p, fields in stats.items() if int(fields[1]) == parent]
+    ticks = sum(int(stats[p][11]) + int(stats[p][12]) for p in tree if p in stats)
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 class Clients:

@@ -166,6 +166,10 @@ def create_app(
         gc.collect()
         gc.freeze()
         yield
+        for guard in guards:  # what they queued is handled before the audit closes
+            close = getattr(guard, "close", None)
+            if callable(close):
+                close()
         audit.close()
 
     app = FastAPI(title="bastion gateway", version=__version__, lifespan=lifespan,
