@@ -42,7 +42,7 @@ from bastion.gateway.incidents.alarm import Alarm, AlarmSink, Level
 from bastion.gateway.incidents.notifiers import AlertSettings, Notifier
 from bastion.gateway.incidents.playbooks import Playbooks
 from bastion.gateway.scoring import P_CALM, Batch, Scorer, Subject
-from bastion.gateway.scoring_process import ScoringProcess, can_ship
+from bastion.gateway.scoring_process import ScoringProcess
 from bastion.gateway.slots import ModelSlot
 
 if TYPE_CHECKING:
@@ -155,11 +155,14 @@ class RuntimeMonitor:
         self._lock = threading.Lock()
         self._process: ScoringProcess | None = None
         if s.scoring == "process":
-            if can_ship(models.current):
-                self._process = ScoringProcess(self._scorer, self._raise_all)
-            else:
-                log.warning("the served model cannot be sent to a scoring process (it does "
-                            "not pickle): the monitor scores in the server process")
+            self._process = ScoringProcess(self._scorer, self._raise_all)
+            try:
+                self._process.ship(models.current)
+            except Exception as err:  # pickling fails in as many ways as objects do
+                log.warning("the served model cannot be sent to a scoring process (%s): the "
+                            "monitor scores in the server process", type(err).__name__)
+                self._process.close()
+                self._process = None
         self._queue: queue.Queue[RequestEvent | None] = queue.Queue(maxsize=10_000)
         self._worker = threading.Thread(target=self._run, name="bastion-monitor", daemon=True)
         self._worker.start()

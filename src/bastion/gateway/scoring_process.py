@@ -11,8 +11,8 @@ process started once per server process (forking the server itself, with its eve
 loop, database pools and model runtimes' thread pools, is not safe). It receives the
 fitted scorer and each served model version over the pipe, as pickles made by this
 process of objects it loaded itself through the scanner-checked loaders; no file is
-unpickled. Models that cannot be pickled (an ONNX Runtime session) cannot be shipped:
-:func:`can_ship` says so beforehand and the monitor then scores in a thread.
+unpickled. A model that cannot be pickled (an ONNX Runtime session) cannot be shipped:
+:meth:`ScoringProcess.ship` raises, and the monitor then scores in a thread.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ import itertools
 import logging
 import multiprocessing
 import multiprocessing.util
-import pickle
 import threading
 import time
 import weakref
@@ -34,7 +33,7 @@ from bastion.gateway.incidents.alarm import Alarm
 from bastion.gateway.scoring import Batch, Scorer
 from bastion.gateway.slots import ModelVersion
 
-__all__ = ["ScoringProcess", "can_ship"]
+__all__ = ["ScoringProcess"]
 
 log = logging.getLogger("bastion.gateway.monitor")
 
@@ -49,15 +48,6 @@ def _close_all() -> None:
     processes) first: this one runs before it."""
     for process in list(_open):
         process.close()
-
-
-def can_ship(version: ModelVersion) -> bool:
-    """Whether ``version``'s model can be sent to a scoring process."""
-    try:
-        pickle.dumps(version.model, protocol=pickle.HIGHEST_PROTOCOL)
-    except Exception:  # any pickling failure means: score in a thread instead
-        return False
-    return True
 
 
 class ScoringProcess:
@@ -98,11 +88,17 @@ class ScoringProcess:
     def pid(self) -> int | None:
         return self._process.pid
 
-    def submit(self, batch: Batch, version: ModelVersion) -> None:
+    def ship(self, version: ModelVersion) -> None:
+        """Send a model version to the scoring process (once per version). A model that
+        does not pickle raises here, before anything reaches the pipe."""
         with self._send_lock:
             if version.name not in self._shipped:
                 self._conn.send(("model", version.name, version.model))
                 self._shipped.add(version.name)
+
+    def submit(self, batch: Batch, version: ModelVersion) -> None:
+        self.ship(version)
+        with self._send_lock:
             with self._settled:
                 self._submitted += 1
             self._conn.send(("batch", batch))
