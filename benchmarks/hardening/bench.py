@@ -143,20 +143,48 @@ def _train_side(side: str, module: nn.Module, data: Dataset, epochs: int, eps: f
     return _art_pgd_at(module, data, eps, args.steps, epochs, 128, 1e-3, seed)
 
 
-def pgd_at(args: argparse.Namespace) -> list[dict[str, Any]]:
+def _same_setting(row: dict[str, Any], args: argparse.Namespace, eps: float,
+                  n_train: int) -> bool:
+    return (row.get("eps") == eps and row.get("steps") == args.steps
+            and row.get("epochs") == args.epochs and row.get("n_train") == n_train
+            and all("clean_per_seed" in row[side] for side in AT_SIDES))
+
+
+def _earlier_runs(row: dict[str, Any] | None) -> tuple[dict[str, list[tuple[float, float]]],
+                                                        dict[str, list[tuple[float, float]]]]:
+    """The times and (clean, robust) scores of a results row's seeds, to resume from."""
+    times: dict[str, list[tuple[float, float]]] = {side: [] for side in AT_SIDES}
+    scores: dict[str, list[tuple[float, float]]] = {side: [] for side in AT_SIDES}
+    if row is None:
+        return times, scores
+    for side in AT_SIDES:
+        times[side].append((row[side]["epoch_s"], row[side]["epoch_cpu_s"]))
+        scores[side] = list(zip(row[side]["clean_per_seed"], row[side]["robust_per_seed"],
+                                strict=True))
+    return times, scores
+
+
+def pgd_at(args: argparse.Namespace,
+           earlier: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per model; with ``--resume``, the seeds of ``earlier`` rows made with the
+    same settings are kept and only the missing ones up to ``--seeds`` are run."""
     rows = []
     sides = tuple(AT_SIDES)
     for name, (factory, train, test, eps) in _problems(args.n32).items():
+        if args.models and not any(name.startswith(m) for m in args.models):
+            continue
         init = _init(factory, 0, train, args.pretrain)
         warm = Dataset(x=train.x[:256], y=train.y[:256])  # type: ignore[index]
         for side in sides:  # imports and first-call costs stay out of the timing
             _train_side(side, copy.deepcopy(init), warm, 1, eps, args, 0)
-        times: dict[str, list[tuple[float, float]]] = {side: [] for side in sides}
-        scores: dict[str, list[tuple[float, float]]] = {side: [] for side in sides}
+        before = earlier.get(name)
+        if not (args.resume and before and _same_setting(before, args, eps, len(train))):
+            before = None
+        times, scores = _earlier_runs(before)
         # Robust accuracy after a few epochs on little data swings by several points with
         # the batch order and random starts alone, so every side trains once per seed
         # and is judged on the mean; each run is also a timing repeat.
-        for seed in range(args.seeds):
+        for seed in range(len(scores["art"]), args.seeds):
             for side in sides:
                 if side == "bastion_fp32" and seed > 0:
                     continue  # there for its time: one seed
@@ -166,10 +194,12 @@ def pgd_at(args: argparse.Namespace) -> list[dict[str, Any]]:
                 times[side].append(((time.perf_counter() - wall) / args.epochs,
                                     (time.process_time() - cpu) / args.epochs))
                 scores[side].append(_robust(trained, test, eps, args.n_eval))
+                print(json.dumps({"model": name, "seed": seed, "side": side,
+                                  "clean_robust": scores[side][-1]}), flush=True)
         probe = TorchClassifier(copy.deepcopy(init), input_shape=train.sample_shape)
         row: dict[str, Any] = {"model": name, "eps": eps, "steps": args.steps,
                                "epochs": args.epochs, "n_train": len(train),
-                               "seeds": args.seeds}
+                               "n_eval": min(args.n_eval, len(test)), "seeds": args.seeds}
         for side in sides:
             clean, robust = (list(v) for v in zip(*scores[side], strict=True))
             setting = AT_SIDES[side]
@@ -179,7 +209,8 @@ def pgd_at(args: argparse.Namespace) -> list[dict[str, Any]]:
                          "epoch_cpu_s": min(c for _, c in times[side]),
                          "clean": float(np.mean(clean)), "robust": float(np.mean(robust)),
                          "robust_sd": float(np.std(robust, ddof=1)) if len(robust) > 1 else 0.0,
-                         "robust_per_seed": robust, "attack_precision": precision}
+                         "robust_per_seed": robust, "clean_per_seed": clean,
+                         "attack_precision": precision}
         for side in ("bastion", "bastion_fp32"):
             suffix = side.removeprefix("bastion")
             row[f"ratio{suffix}"] = row[side]["epoch_s"] / row["art"]["epoch_s"]
@@ -265,8 +296,9 @@ def _markdown(res: dict[str, Any], command: str) -> str:
                   f"{res['pgd_at'][0]['steps']} steps of 2.5·eps/steps and one random start. "
                   "bastion's epoch time includes its per-epoch robust validation "
                   f"(PGD + FGSM on {res['n_val']} samples, fp32), which ART does not do. "
-                  f"Robust accuracy: bastion's AutoAttack-style ensemble on {res['n_eval']} "
-                  "held-out samples, in fp32, for every side; each side trains once per seed "
+                  "Robust accuracy: bastion's AutoAttack-style ensemble on the first "
+                  + ", ".join(f"{r['n_eval']} ({r['model'].split()[0]})" for r in res["pgd_at"])
+                  + " held-out samples, in fp32, for every side; each side trains once per seed "
                   "(batch order and PGD random starts; same initial weights), clean and "
                   "robust accuracy are the means over the seeds, times the fastest run.", "",
                   "Precision: **bastion** is the default `attack-precision=auto`, which runs "
@@ -373,6 +405,12 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=1,
                         help="PGD-AT runs per side, seeds 0..N-1; robust accuracy is their "
                              "mean, time the fastest.")
+    parser.add_argument("--resume", action="store_true",
+                        help="Keep the seeds results.json already has for the same settings "
+                             "and run only the missing ones up to --seeds.")
+    parser.add_argument("--models", nargs="+", default=None,
+                        help="PGD-AT only on the models whose name starts with one of these "
+                             "(e.g. cnn32); the other rows keep their earlier results.")
     parser.add_argument("--dp-repeats", type=int, default=3)
     parser.add_argument("--n32", type=int, default=1500)
     parser.add_argument("--n-val", type=int, default=128)
@@ -399,7 +437,10 @@ def main() -> None:
         res["pretrain"] = args.pretrain
         res["bf16_native"] = "native bf16" if bf16_is_fast(torch.device("cpu")) else \
             "no native bf16, so auto ran fp32"
-        res["pgd_at"] = pgd_at(args)
+        earlier = {row["model"]: row for row in res.get("pgd_at", [])}
+        new_rows = {row["model"]: row for row in pgd_at(args, earlier)}
+        res["pgd_at"] = [new_rows.get(name) or earlier[name]
+                         for name in _problems(args.n32) if name in new_rows or name in earlier]
     if args.only in (None, "dp"):
         res["dp_sgd"] = dp_sgd(args)
     args.out.mkdir(parents=True, exist_ok=True)
