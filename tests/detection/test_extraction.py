@@ -188,5 +188,7 @@ def test_prada_matches_the_query_by_query_reference(seed: int) -> None:
 @pytest.mark.parametrize(("n", "a", "b"), [(30, 1, 20), (100, 5, 96), (200, 17, 284)])
 def test_beta_binomial_table_matches_scipy(n: int, a: int, b: int) -> None:
     table = beta_binomial_sf_table(n, a, b)
-    for k in (0, 1, n // 3, n):
-        assert table[k] == pytest.approx(float(stats.betabinom.sf(k - 1, n, a, b)), rel=1e-12)
+    pmf = stats.betabinom.pmf(np.arange(n + 1), n, a, b)
+    for k in (0, 1, n // 3, n):  # the tail by definition: a sum of scipy's pmf
+        assert table[k] == pytest.approx(float(pmf[k:].sum()), rel=1e-12)
+    assert table[1] == pytest.approx(float(stats.betabinom.sf(0, n, a, b)), rel=1e-12)
