@@ -11,7 +11,10 @@ Gateways measured (``--servers`` picks some):
   moments later; survives kill -9, not a power cut) and a ``[monitor]`` table;
 * ``gateway-commit``: the same with ``audit_ack=commit`` (each answer waits for its
   record's commit and an fsync, ``synchronous=FULL``: survives power loss);
-* ``gateway-no-monitor``: ``gateway`` without the ``[monitor]`` table.
+* ``gateway-no-monitor``: ``gateway`` without the ``[monitor]`` table;
+* ``gateway-thread-scoring`` (only when asked for): ``gateway`` with the monitor's
+  statistics in a thread of the server process (``scoring = "thread"``) instead of a
+  scoring process of their own.
 
 Server CPU time per request is read from /proc around each run (all threads and child
 processes: the audit writer, the monitor's worker and its scoring process included).
@@ -51,9 +54,13 @@ import httpx
 
 HERE = Path(__file__).parent
 PY = sys.executable
-# name -> (audit_ack, with the [monitor] table)
-GATEWAYS = {"gateway": ("journal", True), "gateway-commit": ("commit", True),
-            "gateway-no-monitor": ("journal", False)}
+# name -> (audit_ack, the [monitor] table's settings beyond its reference, None: no monitor)
+GATEWAYS: dict[str, tuple[str, str | None]] = {
+    "gateway": ("journal", ""), "gateway-commit": ("commit", ""),
+    "gateway-no-monitor": ("journal", None),
+    "gateway-thread-scoring": ("journal", 'scoring = "thread"'),
+}
+DEFAULT_SERVERS = ["gateway", "gateway-commit", "gateway-no-monitor"]
 N_TRAIN, N_REFERENCE = 1200, 300  # digits rows: training, monitor reference, the rest
 TOKENS_PER_THREAD = 20  # fresh tokens per wrk thread and run, each for 1497 requests
 
@@ -191,7 +198,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=8)
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--servers", nargs="+", choices=list(GATEWAYS),
-                        default=list(GATEWAYS), help="gateways to compare with the bare one")
+                        default=DEFAULT_SERVERS, help="gateways to compare with the bare one")
+    parser.add_argument("--out", type=Path, default=HERE / "overhead.json")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed (apt-get install wrk)")
@@ -200,8 +208,6 @@ def main() -> None:
     env = {**os.environ, "BASTION_GATEWAY_PEPPER": "bench-pepper", "OMP_NUM_THREADS": "1",
            "BASTION_GATEWAY_RATE_LIMIT_TOKEN": "10000000/minute",
            "BASTION_GATEWAY_RATE_LIMIT_CLIENT": "10000000/minute"}
-    config = root / "monitor.toml"
-    config.write_text(f"[monitor]\nreference = {json.dumps(str(reference))}\n")
     db_url = f"sqlite:///{root}/audit.db"
     clients = Clients(db_url, env["BASTION_GATEWAY_PEPPER"])
     names = ["bare", *args.servers]
@@ -209,12 +215,14 @@ def main() -> None:
     procs = {"bare": subprocess.Popen([PY, str(HERE / "bare_server.py"), "--model", str(model),
                                        "--port", str(ports["bare"])], env=env)}
     for name in args.servers:
-        ack, monitored = GATEWAYS[name]
+        ack, monitor = GATEWAYS[name]
+        config = root / f"{name}.toml"
+        config.write_text(f"[monitor]\nreference = {json.dumps(str(reference))}\n{monitor}\n")
         # the gateways share one database, as several workers would
         procs[name] = subprocess.Popen(
             [PY, "-m", "bastion.cli.main", "serve", "--model", str(model),
              "--port", str(ports[name]), "--database-url", db_url,
-             *(["--config", str(config)] if monitored else [])],
+             *(["--config", str(config)] if monitor is not None else [])],
             env={**env, "BASTION_GATEWAY_AUDIT_ACK": ack})
     try:
         for name, proc in procs.items():
@@ -267,7 +275,7 @@ def report(runs: dict[str, dict[str, list[dict[str, float]]]], args: argparse.Na
             - med("bare", "latency", "p99_ms"),
             "throughput_ratio": med(name, "throughput", "rps") / med("bare", "throughput", "rps"),
         }
-    (HERE / "overhead.json").write_text(json.dumps(summary, indent=2) + "\n")
+    args.out.write_text(json.dumps(summary, indent=2) + "\n")
     print(json.dumps({k: v for k, v in summary.items() if k != "runs"}, indent=2))
 
 
