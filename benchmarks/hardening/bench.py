@@ -144,9 +144,10 @@ def _train_side(side: str, module: nn.Module, data: Dataset, epochs: int, eps: f
 
 
 def _same_setting(row: dict[str, Any], args: argparse.Namespace, eps: float,
-                  n_train: int) -> bool:
+                  n_train: int, n_eval: int) -> bool:
     return (row.get("eps") == eps and row.get("steps") == args.steps
             and row.get("epochs") == args.epochs and row.get("n_train") == n_train
+            and row.get("n_eval", min(args.n_eval, n_eval)) == min(args.n_eval, n_eval)
             and all("clean_per_seed" in row[side] for side in AT_SIDES))
 
 
@@ -178,16 +179,18 @@ def pgd_at(args: argparse.Namespace,
         for side in sides:  # imports and first-call costs stay out of the timing
             _train_side(side, copy.deepcopy(init), warm, 1, eps, args, 0)
         before = earlier.get(name)
-        if not (args.resume and before and _same_setting(before, args, eps, len(train))):
+        if not (args.resume and before
+                and _same_setting(before, args, eps, len(train), len(test))):
             before = None
         times, scores = _earlier_runs(before)
         # Robust accuracy after a few epochs on little data swings by several points with
         # the batch order and random starts alone, so every side trains once per seed
         # and is judged on the mean; each run is also a timing repeat.
-        for seed in range(len(scores["art"]), args.seeds):
+        for seed in range(args.seeds):
             for side in sides:
-                if side == "bastion_fp32" and seed > 0:
-                    continue  # there for its time: one seed
+                if seed < len(scores[side]) or (side == "bastion_fp32"
+                                                and seed >= args.fp32_seeds):
+                    continue  # resumed, or fp32 beyond the seeds asked for it
                 module = copy.deepcopy(init)
                 wall, cpu = time.perf_counter(), time.process_time()
                 trained = _train_side(side, module, train, args.epochs, eps, args, seed)
@@ -405,6 +408,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=1,
                         help="PGD-AT runs per side, seeds 0..N-1; robust accuracy is their "
                              "mean, time the fastest.")
+    parser.add_argument("--fp32-seeds", type=int, default=1,
+                        help="Seeds for the bastion fp32 side (there for its time; more "
+                             "seeds compare its robust accuracy with the bf16 default).")
     parser.add_argument("--resume", action="store_true",
                         help="Keep the seeds results.json already has for the same settings "
                              "and run only the missing ones up to --seeds.")
