@@ -357,6 +357,22 @@ def _markdown(res: dict[str, Any], command: str) -> str:
     return "\n".join(lines)
 
 
+def _paired_verdict(row: dict[str, Any]) -> list[str]:
+    """bastion trained on ART's own random draws (``paired.py``) against ART, seed by seed."""
+    paired = row.get("bastion_paired")
+    if not paired:
+        return []
+    art = row["art"]["robust_per_seed"]
+    diffs = [robust - art[int(seed)] for seed, robust in paired.items() if int(seed) < len(art)]
+    mean = float(np.mean(diffs))
+    se = float(np.std(diffs, ddof=1)) / len(diffs) ** 0.5 if len(diffs) > 1 else float("nan")
+    verdict = "within 2 points" if round(mean, 6) >= -0.02 else "not within 2 points"
+    return [f"  * Paired (`paired.py`: bastion with ART's random draws for the same seed, "
+            f"{len(diffs)} seeds): {float(np.mean(list(paired.values()))):.1%} vs ART's "
+            f"{float(np.mean([art[int(k)] for k in paired])):.1%} on those seeds, "
+            f"difference {mean:+.1%} ± {se:.1%} standard error: **{verdict}**."]
+
+
 def _verdicts(res: dict[str, Any]) -> list[str]:
     """The issue's targets, checked against the numbers above, and why they land there."""
     out = ["## Against the targets", ""]
@@ -374,6 +390,7 @@ def _verdicts(res: dict[str, Any]) -> list[str]:
                    f"**{strong}** ({b['robust']:.1%} vs {a['robust']:.1%}, difference "
                    f"{b['robust'] - a['robust']:+.1%} ± {se:.1%} standard error; bastion fp32 "
                    f"{r['bastion_fp32']['robust']:.1%}).")
+        out += _paired_verdict(r)
     for r in res.get("dp_sgd", []):
         ok = "met" if r["cpu_overhead"] <= 0.05 else "not met"
         out.append(f"* DP-SGD on {r['model']}: overhead <= 5 % over Opacus: **{ok}** "

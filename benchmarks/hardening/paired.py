@@ -10,8 +10,9 @@ batch's random start by a shuffle of the batch and ``np.random.uniform`` per chu
 attack steps where the CPU has them, channels-last, validation and checkpoint rule), so
 a seed's robust accuracy can be set beside ART's for the same seed in ``results.json``.
 
-Run (ART is not needed; the results are compared with bench.py's ART column):
-    .venv/bin/python benchmarks/hardening/paired.py --seeds 0 1 2 3
+Run (ART is not needed; the results are compared with bench.py's ART column, and
+``--out`` records them beside it, where bench.py's verdict reads them):
+    .venv/bin/python benchmarks/hardening/paired.py --seeds 0 1 2 3 --out benchmarks/hardening
 """
 
 from __future__ import annotations
@@ -70,6 +71,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3])
     parser.add_argument("--n-eval", type=int, default=300)
+    parser.add_argument("--out", type=Path, default=None,
+                        help="Record each seed in this folder's results.json (bench.py's).")
     args = parser.parse_args()
     torch.set_num_threads(1)
     warnings.simplefilter("ignore")
@@ -88,6 +91,18 @@ def main() -> None:
         assert result.module is not None
         clean, robust = bench._robust(result.module, test, eps, args.n_eval)
         print(json.dumps({"seed": seed, "clean": clean, "robust": robust}), flush=True)
+        if args.out is not None:
+            _record(args.out, seed, robust)
+
+
+def _record(out: Path, seed: int, robust: float) -> None:
+    """Add one seed to the 3x32x32 row of ``out/results.json`` and re-render RESULTS.md."""
+    path = out / "results.json"
+    res = json.loads(path.read_text())
+    row = next(r for r in res["pgd_at"] if r["model"].startswith("cnn32"))
+    row.setdefault("bastion_paired", {})[str(seed)] = robust
+    path.write_text(json.dumps(res, indent=2) + "\n")
+    (out / "RESULTS.md").write_text(bench._markdown(res, res.get("command", "")) + "\n")
 
 
 if __name__ == "__main__":
