@@ -223,8 +223,7 @@ def test_runs_of_waiting_requests_still_stop_extraction_early(world: dict[str, A
     per_request, per_request_sink = _monitor(world, client_batch=1)
     try:
         _send(per_request, model, jacobian, token="attacker", batch=1)
-        first = min(a.evidence["n_queries"] for a in per_request_sink.alarms
-                    if a.level is Level.BLOCK)
+        first = _first_block(per_request_sink)
     finally:
         per_request.close()
     scorer = Scorer(world["reference"], MonitorSettings())
