@@ -176,9 +176,12 @@ def test_a_spent_limit_comes_back_when_its_windows_pass(make_app: Callable[..., 
     payload = {"inputs": digits[0][:1].tolist()}
     with live(app) as url:
         token = _token(app)
-        # first requests are slow (caches, the model's first call): with another token,
-        # so that this token's three requests fall well inside one window
+        # first requests are slow (caches, the model's first call): with another token
         _predict(url, _token(app), payload)
+        # Windows start on whole seconds, and the sliding count weighs a full previous
+        # window by the part of it still overlapping (floored): three requests that
+        # straddle a boundary are all allowed. Start just after one.
+        time.sleep(1.0 - time.time() % 1.0 + 0.01)
         assert [_predict(url, token, payload).status_code for _ in range(3)] == [200, 200, 429]
         time.sleep(2.05)  # the window and the one after it are over: nothing counts
         assert _predict(url, token, payload).status_code == 200
