@@ -8,11 +8,13 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
+from bastion.gateway import audit
 from bastion.gateway.audit import AuditEntry, AuditLog, AuditUnavailableError, verify_chain
 from bastion.gateway.db import Database, audit_records, open_database
 from bastion.gateway.journal import Journal, journal_folder, orphans
@@ -94,13 +96,56 @@ def test_full_segments_are_dropped_once_committed(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
+def _wait_for(condition: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + 20
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.02)
+
+
+def test_batches_commit_quick_and_segments_wait_for_a_durable_commit(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a journal, batches commit without an fsync (SQLite's synchronous drops from
+    FULL to NORMAL for them) and the journal drops records only once a commit at the
+    configured level has covered them: every second, and when the log closes."""
+    monkeypatch.setattr(audit, "_DURABLE_EVERY_S", 3600.0)
+    db = open_database(f"sqlite:///{tmp_path}/a.db")
+    folder = tmp_path / "journal"
+    log = AuditLog(db, journal=Journal(folder, segment_bytes=400))
+    raw, _ = log._connection()  # the writer's, before it has anything to write
+    statements: list[str] = []
+    raw.driver_connection.set_trace_callback(statements.append)
+    for i in range(20):
+        log.write(_entry(i))
+    _wait_for(lambda: len(_logged(db)) == 20, "the batches were not committed")
+    n_segments = len(list(folder.glob("*.journal")))
+    assert n_segments >= 5  # committed, not yet durable: all kept
+    quick = [i for i, s in enumerate(statements) if s == "BEGIN IMMEDIATE"]
+    assert quick and all(statements[i - 1] == "PRAGMA synchronous=1" for i in quick)
+    assert "PRAGMA synchronous=2" in statements  # restored after each
+
+    monkeypatch.setattr(audit, "_DURABLE_EVERY_S", 0.0)
+    log.write(_entry(20))
+    _wait_for(lambda: len(list(folder.glob("*.journal"))) == 1,
+              "full segments were not dropped after a durable commit")
+    touch = statements.index("UPDATE gateway_audit_head SET seq = seq WHERE id = 1")
+    assert statements[touch - 2:touch] == ["PRAGMA synchronous=2", "BEGIN IMMEDIATE"]
+
+    monkeypatch.setattr(audit, "_DURABLE_EVERY_S", 3600.0)
+    log.write(_entry(21))
+    log.close()  # closing makes the last commits durable: nothing is left to replay
+    assert list(folder.glob("*.journal")) == []
+    assert len(_logged(db)) == 22
+    assert verify_chain(db).ok
+
+
 def test_refused_batches_fail_closed_and_commit_later(tmp_path: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     db = open_database(f"sqlite:///{tmp_path}/a.db")
     log = AuditLog(db, journal=Journal(tmp_path / "journal"))
     working = log._append
 
-    def refuse(entries: list[AuditEntry]) -> None:
+    def refuse(entries: list[AuditEntry], *, quick: bool = False) -> None:
         raise OSError("the database is gone")
 
     monkeypatch.setattr(log, "_append", refuse)
