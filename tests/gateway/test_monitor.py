@@ -22,6 +22,7 @@ from bastion.gateway.hooks import RequestEvent, Verdict
 from bastion.gateway.incidents.alarm import Alarm, Kind, Level
 from bastion.gateway.monitor import MonitorSettings, RuntimeMonitor, batch_of
 from bastion.gateway.scoring import Scorer, client_runs
+from bastion.gateway.scoring_process import _LAG_BATCHES, may_restore_priority
 from bastion.gateway.slots import ModelSlot, ModelVersion
 from bastion.models.torch import TorchClassifier
 
@@ -287,6 +288,54 @@ def test_if_the_scoring_process_dies_the_server_process_takes_over(
     _send(monitor, world["model"], world["jacobian"], token="attacker", batch=1)
     assert monitor._process is None
     assert [a.subject for a in sink.alarms if a.level is Level.BLOCK] == ["attacker"]
+
+
+def _until(condition: Any, what: str, timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.01)
+
+
+@pytest.mark.skipif(not may_restore_priority(), reason="needs CAP_SYS_NICE or RLIMIT_NICE")
+def test_the_scoring_process_yields_its_core_but_not_while_it_lags(
+        world: dict[str, Any], monitored: tuple[RuntimeMonitor, Sink]) -> None:
+    monitor, _ = monitored
+    process = monitor._process
+    assert process is not None and process.pid is not None
+    pid = process.pid
+    assert os.sched_getscheduler(pid) == os.SCHED_IDLE and process.idle_priority is True
+    model, rows = world["model"], world["test_x"][:1]
+    os.kill(pid, signal.SIGSTOP)  # as if other work took every core
+    try:
+        for i in range(_LAG_BATCHES + 2):  # one batch each: the worker gathers for 20 ms
+            monitor.after(RequestEvent(time=float(i), request_id=str(next(_ids)),
+                                       token_id="t", role="client", client="10.0.0.1",
+                                       x=rows, proba=model.predict_proba(rows),
+                                       latency_ms=1.0, decision="allow"))
+            time.sleep(0.1)
+        _until(lambda: os.sched_getscheduler(pid) == os.SCHED_OTHER,
+               "a lagging scoring process was not given normal priority")
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    monitor.flush()
+    _until(lambda: os.sched_getscheduler(pid) == os.SCHED_IDLE,
+           "the scoring process did not yield its core again once it caught up")
+
+
+def test_without_leave_to_restore_it_the_scoring_process_keeps_normal_priority(
+        world: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    from bastion.gateway import scoring_process
+
+    monkeypatch.setattr(scoring_process, "may_restore_priority", lambda: False)
+    monitor, _ = _monitor(world)
+    try:
+        process = monitor._process
+        assert process is not None and process.pid is not None
+        assert os.sched_getscheduler(process.pid) == os.SCHED_OTHER
+        assert process.idle_priority is None
+    finally:
+        monitor.close()
 
 
 class _Unpicklable(TorchClassifier):

@@ -13,6 +13,18 @@ fitted scorer and each served model version over the pipe, as pickles made by th
 process of objects it loaded itself through the scanner-checked loaders; no file is
 unpickled. A model that cannot be pickled (an ONNX Runtime session) cannot be shipped:
 :meth:`ScoringProcess.ship` raises, and the monitor then scores in a thread.
+
+Even in a process of its own, the scorer's few milliseconds per batch take a core that
+the event loop or a client may be woken onto, and such a request then waits for the
+kernel's next preemption: at one request at a time this was the gateway's p99 overhead.
+So where the server may give the priority back afterwards (``CAP_SYS_NICE``, which root
+has, or ``RLIMIT_NICE`` of 20 or more), the child runs as ``SCHED_IDLE``: any other work
+preempts it at once and the kernel places woken tasks on its core as on an idle one. It
+then only uses time nothing else wants, so while more than ``_LAG_BATCHES`` batches wait
+(the machine is saturated) it is raised back to normal scheduling, until it has caught
+up: detection never waits long behind other work. Without that permission the child
+stays at normal priority (an unprivileged process cannot leave ``SCHED_IDLE``, and a
+child starved by other work would stall the monitor).
 """
 
 from __future__ import annotations
@@ -22,11 +34,14 @@ import itertools
 import logging
 import multiprocessing
 import multiprocessing.util
+import os
+import resource
 import threading
 import time
 import weakref
 from collections.abc import Callable
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any
 
 from bastion.gateway.incidents.alarm import Alarm
@@ -38,6 +53,10 @@ __all__ = ["ScoringProcess"]
 log = logging.getLogger("bastion.gateway.monitor")
 
 _READY_S = 60.0  # the child's start: a fork, then unpickling the scorer
+# submitted batches not yet scored (one per ~20 ms under load) beyond which a child in
+# SCHED_IDLE is given normal priority until it has caught up
+_LAG_BATCHES = 3
+_CAP_SYS_NICE = 23
 _open: weakref.WeakSet[ScoringProcess] = weakref.WeakSet()
 
 
@@ -79,6 +98,9 @@ class ScoringProcess:
             self._process.kill()
             raise RuntimeError("the monitor's scoring process did not start")
         ours.recv()  # "ready"
+        # whether the child runs as SCHED_IDLE now; None: left as it is, at normal priority
+        self._idle: bool | None = False if may_restore_priority() else None
+        self._set_idle(True)
         self._receiver = threading.Thread(target=self._receive, daemon=True,
                                           name="bastion-monitor-results")
         self._receiver.start()
@@ -101,7 +123,28 @@ class ScoringProcess:
         with self._send_lock:
             with self._settled:
                 self._submitted += 1
+                if self._submitted - self._scored > _LAG_BATCHES:
+                    self._set_idle(False)
             self._conn.send(("batch", batch))
+
+    @property
+    def idle_priority(self) -> bool | None:
+        """Whether the child runs as ``SCHED_IDLE`` now (``None``: never, not permitted)."""
+        return self._idle
+
+    def _set_idle(self, idle: bool) -> None:
+        # called with self._settled held, except at start
+        pid = self._process.pid
+        if self._idle is None or self._idle is idle or pid is None:
+            return
+        policy = os.SCHED_IDLE if idle else os.SCHED_OTHER
+        try:
+            os.sched_setscheduler(pid, policy, os.sched_param(0))
+        except OSError as err:  # gone, or not permitted after all: leave it from now on
+            log.warning("could not change the scoring process's priority (%s)", err)
+            self._idle = None
+            return
+        self._idle = idle
 
     def settle(self, timeout_s: float) -> bool:
         """Wait until every submitted batch is scored; False on timeout or death."""
@@ -148,6 +191,8 @@ class ScoringProcess:
                 finally:
                     with self._settled:
                         self._scored += 1
+                        if self._scored == self._submitted and self._idle is False:
+                            self._set_idle(True)  # caught up
                         self._settled.notify_all()
             elif message[0] == "view":
                 with self._settled:
@@ -164,6 +209,24 @@ class ScoringProcess:
 
     def __repr__(self) -> str:
         return f"ScoringProcess(pid={self.pid}, alive={self.alive})"
+
+
+def may_restore_priority() -> bool:
+    """Whether this process may move a child of its own from ``SCHED_IDLE`` back to
+    normal scheduling: with ``CAP_SYS_NICE`` or an ``RLIMIT_NICE`` of 20 or more."""
+    if not hasattr(os, "SCHED_IDLE"):
+        return False
+    soft, _ = resource.getrlimit(resource.RLIMIT_NICE)
+    if soft == resource.RLIM_INFINITY or soft >= 20:
+        return True
+    try:
+        status = Path("/proc/self/status").read_text()
+    except OSError:
+        return False
+    for line in status.splitlines():
+        if line.startswith("CapEff:"):
+            return bool(int(line.split()[1], 16) >> _CAP_SYS_NICE & 1)
+    return False
 
 
 def _child(conn: Connection, scorer: Scorer) -> None:
