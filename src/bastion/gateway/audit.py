@@ -14,12 +14,12 @@ request, and a request's future resolves only after its batch is committed.
 With a :class:`~.journal.Journal` (``audit_ack = "journal"``) a record is acknowledged
 once it is appended to the local journal, which survives ``kill -9``; the writer commits
 it moments later in a larger batch, and records a dead process left in its journal are
-replayed into the database at start-up. Those commits do not wait for the disk (the
-journal already covers a crash of the gateway): about once a second, and when the log
-closes, a small commit at the database's configured durability (SQLite's
-``synchronous``, PostgreSQL's ``synchronous_commit``) makes every commit before it
-durable too, and only then does the journal drop the records they hold. An fsync per
-commit, fifty a second, cost the machine more than the audit writer itself. While the
+replayed into the database at start-up. In SQLite, which lives and dies with the
+gateway's process, those commits do not wait for the disk (the journal already covers a
+crash of the gateway): about once a second, and when the log closes, a small commit at
+the configured ``synchronous`` level makes every commit before it durable too, and only
+then does the journal drop the records they hold. An fsync per commit, fifty a second,
+cost the machine more than the audit writer itself. While the
 database refuses a batch, the writer retries it and new records are refused (the
 gateway answers 503) until it succeeds.
 """
@@ -268,7 +268,7 @@ class AuditLog:
         delay_s = 0.05
         while True:
             try:
-                self._append(entries, quick=True)
+                self._append(entries)
                 break
             except self._db_errors as err:
                 self._drop_connection()
@@ -289,7 +289,7 @@ class AuditLog:
         the database refuses, the journal keeps them and the next batch finds out."""
         n_committed = self._n_committed
         try:
-            with self._transaction() as (cur, sql):
+            with self._transaction(durable=True) as (cur, sql):
                 cur.execute(sql.touch_head)
         except self._db_errors:
             self._drop_connection()
@@ -307,8 +307,8 @@ class AuditLog:
                 log.error("audit journal: a record with the wrong fields was skipped")
         known = self._known([e.request_id for e in entries])
         missing = [e for e in entries if e.request_id not in known]
-        for start in range(0, len(missing), _MAX_BATCH):
-            self._append(missing[start:start + _MAX_BATCH])
+        for start in range(0, len(missing), _MAX_BATCH):  # durable: the segment goes next
+            self._append(missing[start:start + _MAX_BATCH], durable=True)
         if missing:
             log.warning("audit log: %d records replayed from the journal of a stopped "
                         "process", len(missing))
@@ -334,34 +334,35 @@ class AuditLog:
             raw = self._db.engine.raw_connection()
             sql = _Statements(self._db.engine.dialect)
             if self._journal is not None:
-                sql.read_durability(raw)
+                sql.commit_quickly(raw)
             self._writer = raw, sql
         return self._writer
 
     @contextlib.contextmanager
-    def _transaction(self, *, quick: bool = False) -> Iterator[tuple[Any, _Statements]]:
+    def _transaction(self, *, durable: bool = False) -> Iterator[tuple[Any, _Statements]]:
         """A write transaction on the writer's connection, committed when the block ends;
-        ``quick``: the commit does not wait for the disk (where the database can do so)."""
+        ``durable``: at the configured durability even where the writer's commits are
+        quick (with a journal)."""
         raw, sql = self._connection()
         cur = raw.cursor()
         try:
-            for statement, args in sql.quick if quick else ():
-                cur.execute(statement, args)
+            for statement in sql.durable_before if durable else ():
+                cur.execute(statement)
             if sql.begin:
                 cur.execute(sql.begin)
             yield cur, sql
             raw.commit()
-            for statement, args in sql.restore if quick else ():
-                cur.execute(statement, args)
+            for statement in sql.durable_after if durable else ():
+                cur.execute(statement)
         except BaseException:
             raw.rollback()
             raise
         finally:
             cur.close()
 
-    def _append(self, entries: list[AuditEntry], *, quick: bool = False) -> None:
+    def _append(self, entries: list[AuditEntry], *, durable: bool = False) -> None:
         """Commit ``entries`` to the chain."""
-        with self._transaction(quick=quick) as (cur, sql):
+        with self._transaction(durable=durable) as (cur, sql):
             cur.execute(sql.head)
             head = cur.fetchone()
             if head is None:  # first record ever; another worker may be racing us to it
@@ -429,16 +430,19 @@ class _Statements:
         self.touch_head = f"UPDATE {audit_head.name} SET seq = seq WHERE id = 1"
         self._mark = mark
         self._dialect = dialect.name
-        # (statement, parameters) run before a quick commit / after it, to restore the
-        # connection's configured durability; empty until read_durability
-        self.quick: list[tuple[str, tuple[object, ...]]] = []
-        self.restore: list[tuple[str, tuple[object, ...]]] = []
+        # around a commit that must be durable on a connection whose commits are quick
+        # (see commit_quickly); outside the transaction, where SQLite takes the pragma
+        self.durable_before: list[str] = []
+        self.durable_after: list[str] = []
 
-    def read_durability(self, raw: PoolProxiedConnection) -> None:
-        """Learn the connection's configured durability, so that quick commits can be made
-        without it: SQLite's ``synchronous`` drops to NORMAL for the commit (in WAL mode
-        a commit then survives a crash of the process but waits for no fsync); PostgreSQL's
-        ``synchronous_commit`` is turned off for that transaction only."""
+    def commit_quickly(self, raw: PoolProxiedConnection) -> None:
+        """Make the connection's commits quick, and learn how to make one durable: in
+        SQLite ``synchronous`` drops to NORMAL (in WAL mode a commit then survives a
+        crash of the process, the only crash the database shares with the journal, but
+        waits for no fsync). Set once for the connection: a statement per commit would
+        be one more hand-over of the GIL in each batch. Other databases keep every
+        commit durable: a database server can crash while the gateway lives on, and the
+        journal is replayed only when the gateway restarts."""
         cur = raw.cursor()
         try:
             if self._dialect == "sqlite":
@@ -446,11 +450,9 @@ class _Statements:
                 row = cur.fetchone()
                 level = int(row[0]) if row else 2  # 0-3: an int, safe in the pragma
                 if level > 1:
-                    self.quick = [("PRAGMA synchronous=1", ())]
-                    self.restore = [(f"PRAGMA synchronous={level}", ())]
-            elif self._dialect == "postgresql":
-                # inside the transaction psycopg opens with it, and reverted at its end
-                self.quick = [("SELECT set_config('synchronous_commit', 'off', true)", ())]
+                    cur.execute("PRAGMA synchronous=1")
+                    self.durable_before = [f"PRAGMA synchronous={level}"]
+                    self.durable_after = ["PRAGMA synchronous=1"]
         finally:
             cur.close()
 

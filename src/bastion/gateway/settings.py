@@ -70,8 +70,10 @@ class GatewaySettings(BaseModel):
     trusted_proxies: list[str] = Field(default_factory=list)
     # storage
     database_url: str = "sqlite:///bastion-gateway.db"
-    # FULL: an acknowledged request survives power loss (an fsync per commit);
-    # NORMAL: it survives a crash or kill -9 of the gateway, not a power cut.
+    # FULL: a committed audit record survives power loss (with audit_ack = "commit" each
+    # answer waits for its fsync; with "journal" the writer's batches are made durable
+    # together, about once a second); NORMAL: it survives a crash or kill -9 of the
+    # gateway, not a power cut.
     sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
     # what an answer waits for. "journal" (default): its audit record appended to a local
     # journal file, committed moments later and replayed after a crash (it survives kill -9
