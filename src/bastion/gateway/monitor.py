@@ -1,7 +1,7 @@
 """The runtime monitor: a gateway :class:`~bastion.gateway.hooks.Guard` that watches
 every served prediction for drift, adversarial inputs and model extraction.
 
-``after`` only queues the event. A worker thread wakes at most every 20 ms, packs
+``after`` only queues the event. A worker thread wakes at most every 50 ms, packs
 whatever requests are waiting into one :class:`~bastion.gateway.scoring.Batch` and has
 the :class:`~bastion.gateway.scoring.Scorer` (what is computed, and the risk score, are
 described there) turn it into alarms. With ``scoring = "process"`` (the default) the
@@ -17,7 +17,7 @@ held-out inputs the model was not trained on (see
 The :class:`~bastion.gateway.incidents.Responder` runs the playbook for each alarm.
 Blocked clients get :attr:`Verdict.BLOCK` from :meth:`before`; with a responder
 attached, the blocked set is the database's open blocks (see :meth:`attach`). A
-decision applies from the client's next request on; it comes at most ~20 ms (the
+decision applies from the client's next request on; it comes at most ~50 ms (the
 worker's wake-up interval) plus ``client_batch`` rows later than a test after every
 single request would have made it.
 """
@@ -58,8 +58,11 @@ log = logging.getLogger("bastion.gateway.monitor")
 
 _MAX_BATCH = 256  # requests scored together
 # The worker gathers requests this long before scoring them: one wake-up and one model
-# call per interval instead of per request (and the request path keeps the GIL).
-_LINGER_S = 0.02
+# call per interval instead of per request (and the request path keeps the GIL). Much of
+# the scoring costs per client and predicted class in a batch rather than per row: at
+# 2,000 requests a second, 50 ms instead of 20 cut the gateway's CPU by 50-90 µs a
+# request, for decisions at most 30 ms later.
+_LINGER_S = 0.05
 
 
 class MonitorSettings(BaseModel):

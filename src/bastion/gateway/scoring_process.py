@@ -1,6 +1,6 @@
 """The runtime monitor's :class:`~bastion.gateway.scoring.Scorer` in a process of its own.
 
-In the server process the scorer's batches (a few ms of numpy and scipy every 20 ms
+In the server process the scorer's batches (a few ms of numpy and scipy every 50 ms
 under load) hold the GIL in turns with the event loop, and a request that arrives
 meanwhile waits: that was most of the gateway's p99 overhead. Here the scorer runs in
 a child process and the server process only ships each batch down a pipe (one pickle
@@ -53,7 +53,7 @@ __all__ = ["ScoringProcess"]
 log = logging.getLogger("bastion.gateway.monitor")
 
 _READY_S = 60.0  # the child's start: a fork, then unpickling the scorer
-# submitted batches not yet scored (one per ~20 ms under load) beyond which a child in
+# submitted batches not yet scored (one per ~50 ms under load) beyond which a child in
 # SCHED_IDLE is given normal priority until it has caught up
 _LAG_BATCHES = 3
 _CAP_SYS_NICE = 23
