@@ -141,6 +141,32 @@ def test_batches_commit_quick_and_segments_wait_for_a_durable_commit(
     assert verify_chain(db).ok
 
 
+def test_a_commit_that_landed_although_its_answer_was_lost_is_not_repeated(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A database server can commit a batch and go down before saying so: the writer
+    retries, finds the records already there and moves on (retrying them as new ones
+    would break on their unique request ids and refuse requests for good)."""
+    db = open_database(f"sqlite:///{tmp_path}/a.db")
+    log = AuditLog(db, journal=Journal(tmp_path / "journal"))
+    working = log._append
+    lost = []
+
+    def commit_then_lose_the_answer(entries: list[AuditEntry], *, durable: bool = False) -> None:
+        working(entries, durable=durable)
+        if not lost:
+            lost.append(len(entries))
+            raise OSError("connection reset after the commit")
+
+    monkeypatch.setattr(log, "_append", commit_then_lose_the_answer)
+    for i in range(5):
+        log.write(_entry(i))
+    _wait_for(lambda: log._n_committed == 5 and not log._failing, "the writer did not get past it")
+    log.write(_entry(5))
+    log.close()
+    assert _logged(db) == {f"req{i:04d}" for i in range(6)}
+    assert verify_chain(db).ok
+
+
 def test_refused_batches_fail_closed_and_commit_later(tmp_path: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     db = open_database(f"sqlite:///{tmp_path}/a.db")

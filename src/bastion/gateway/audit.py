@@ -268,22 +268,26 @@ class AuditLog:
         """Commit journaled (already acknowledged) records without waiting for the disk,
         retrying until the database takes them; False if the log closes first (the
         journal keeps them for replay)."""
-        delay_s = 0.05
+        n_entries, delay_s, retry = len(entries), 0.05, False
         while True:
             try:
-                self._append(entries)
+                if retry:  # a commit can land although its answer was lost with the link
+                    known = self._known([e.request_id for e in entries])
+                    entries = [e for e in entries if e.request_id not in known]
+                if entries:
+                    self._append(entries)
                 break
             except self._db_errors as err:
                 self._drop_connection()
                 if not self._failing:
                     log.error("audit log: the database refused a batch (%s); refusing "
                               "requests until it takes it", type(err).__name__)
-                self._failing = True
+                self._failing, retry = True, True
                 if self._stop.wait(delay_s):
                     return False
                 delay_s = min(2 * delay_s, 2.0)
         self._failing = False
-        self._n_committed += len(entries)
+        self._n_committed += n_entries
         return True
 
     def _make_durable(self, journal: Journal) -> None:
