@@ -139,6 +139,8 @@ def test_batches_commit_quick_and_segments_wait_for_a_durable_commit(
     assert list(folder.glob("*.journal")) == []
     assert len(_logged(db)) == 22
     assert verify_chain(db).ok
+    with db.engine.connect() as conn:  # the writer's quick connection is not reused
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2
 
 
 def test_a_commit_that_landed_although_its_answer_was_lost_is_not_repeated(

@@ -193,7 +193,11 @@ class AuditLog:
         if self._journal is not None and not self._thread.is_alive():
             self._journal.close(self._n_durable)
         if self._writer is not None:
-            self._writer[0].close()  # back to the pool
+            raw, sql = self._writer
+            if sql.durable_before:  # made quick: not for the pool's other users
+                raw.invalidate()
+            else:
+                raw.close()  # back to the pool
             self._writer = None
 
     def _journaled(self, journal: Journal, entry: AuditEntry) -> None:
