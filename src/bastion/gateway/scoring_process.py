@@ -19,11 +19,11 @@ the event loop or a client may be woken onto, and such a request then waits for 
 kernel's next preemption: at one request at a time this was the gateway's p99 overhead.
 So where the server may give the priority back afterwards (``CAP_SYS_NICE``, which root
 has on a host but not in a default Docker container, or ``RLIMIT_NICE`` of 20 or more),
-the child runs as ``SCHED_IDLE``: any other work
-preempts it at once and the kernel places woken tasks on its core as on an idle one. It
-then only uses time nothing else wants, so while more than ``_LAG_BATCHES`` batches wait
-(the machine is saturated) it is raised back to normal scheduling, until it has caught
-up: detection never waits long behind other work. Without that permission the child
+the child runs as ``SCHED_IDLE``: any other work preempts it at once and the kernel
+places woken tasks on its core as on an idle one. It then only uses time nothing else
+wants, so while more than ``_LAG_BATCHES`` batches wait (the machine is saturated) it is
+raised back to normal scheduling, until it has caught up: detection never waits long
+behind other work. Without that permission the child
 stays at normal priority (an unprivileged process cannot leave ``SCHED_IDLE``, and a
 child starved by other work would stall the monitor).
 """
