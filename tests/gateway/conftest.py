@@ -3,6 +3,7 @@ throwaway SQLite database, and an app factory (serve it with ``bastion.gateway.s
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,17 @@ import pytest
 from pydantic import SecretStr
 
 PEPPER = SecretStr("test-pepper-not-secret")
+
+
+def wait_until(condition: Callable[[], bool], what: str, timeout_s: float = 30.0) -> None:
+    """Poll until ``condition`` holds, for work a background thread or process finishes;
+    fail with ``what`` if it never does. The bound only stops a hang: it is far above
+    the time the work takes, and nothing here measures speed."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(what)
+        time.sleep(0.01)
 
 
 @pytest.fixture(scope="session")

@@ -8,11 +8,11 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
+from tests.gateway.conftest import wait_until
 
 from bastion.gateway import audit
 from bastion.gateway.audit import AuditEntry, AuditLog, AuditUnavailableError, verify_chain
@@ -96,13 +96,6 @@ def test_full_segments_are_dropped_once_committed(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
-def _wait_for(condition: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + 20
-    while not condition():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.02)
-
-
 def test_batches_commit_quick_and_segments_wait_for_a_durable_commit(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """With a journal, batches commit without an fsync (the writer's connection runs at
@@ -119,7 +112,7 @@ def test_batches_commit_quick_and_segments_wait_for_a_durable_commit(
     raw.driver_connection.set_trace_callback(statements.append)
     for i in range(20):
         log.write(_entry(i))
-    _wait_for(lambda: len(_logged(db)) == 20, "the batches were not committed")
+    wait_until(lambda: len(_logged(db)) == 20, "the batches were not committed")
     n_segments = len(list(folder.glob("*.journal")))
     assert n_segments >= 5  # committed, not yet durable: all kept
     assert "BEGIN IMMEDIATE" in statements
@@ -127,7 +120,7 @@ def test_batches_commit_quick_and_segments_wait_for_a_durable_commit(
 
     monkeypatch.setattr(audit, "_DURABLE_EVERY_S", 0.0)
     log.write(_entry(20))
-    _wait_for(lambda: len(list(folder.glob("*.journal"))) == 1,
+    wait_until(lambda: len(list(folder.glob("*.journal"))) == 1,
               "full segments were not dropped after a durable commit")
     touch = statements.index("UPDATE gateway_audit_head SET seq = seq WHERE id = 1")
     assert statements[touch - 2:touch] == ["PRAGMA synchronous=2", "BEGIN IMMEDIATE"]
@@ -162,7 +155,7 @@ def test_a_commit_that_landed_although_its_answer_was_lost_is_not_repeated(
     monkeypatch.setattr(log, "_append", commit_then_lose_the_answer)
     for i in range(5):
         log.write(_entry(i))
-    _wait_for(lambda: log._n_committed == 5 and not log._failing, "the writer did not get past it")
+    wait_until(lambda: log._n_committed == 5 and not log._failing, "the writer did not get past it")
     log.write(_entry(5))
     log.close()
     assert _logged(db) == {f"req{i:04d}" for i in range(6)}

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 from tests.detection.conftest import Recorder, digits_classifier
+from tests.gateway.conftest import wait_until
 
 from bastion.attacks.evasion.pgd import PGD
 from bastion.attacks.extraction import JacobianAugmentation, extract_model
@@ -290,13 +291,6 @@ def test_if_the_scoring_process_dies_the_server_process_takes_over(
     assert [a.subject for a in sink.alarms if a.level is Level.BLOCK] == ["attacker"]
 
 
-def _until(condition: Any, what: str, timeout_s: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.01)
-
-
 @pytest.mark.skipif(not may_restore_priority(), reason="needs CAP_SYS_NICE or RLIMIT_NICE")
 def test_the_scoring_process_yields_its_core_but_not_while_it_lags(
         world: dict[str, Any], monitored: tuple[RuntimeMonitor, Sink]) -> None:
@@ -308,19 +302,22 @@ def test_the_scoring_process_yields_its_core_but_not_while_it_lags(
     model, rows = world["model"], world["test_x"][:1]
     os.kill(pid, signal.SIGSTOP)  # as if other work took every core
     try:
-        for i in range(_LAG_BATCHES + 2):  # one batch each: the worker gathers for 20 ms
+        for i in range(300):  # apart, so that the worker ships them as separate batches
+            if os.sched_getscheduler(pid) == os.SCHED_OTHER:
+                break
             monitor.after(RequestEvent(time=float(i), request_id=str(next(_ids)),
                                        token_id="t", role="client", client="10.0.0.1",
                                        x=rows, proba=model.predict_proba(rows),
                                        latency_ms=1.0, decision="allow"))
             time.sleep(0.1)
-        _until(lambda: os.sched_getscheduler(pid) == os.SCHED_OTHER,
-               "a lagging scoring process was not given normal priority")
+        raised = os.sched_getscheduler(pid) == os.SCHED_OTHER
     finally:
         os.kill(pid, signal.SIGCONT)
+    assert raised, "a lagging scoring process was not given normal priority"
+    assert i > _LAG_BATCHES  # not before more than _LAG_BATCHES batches waited
     monitor.flush()
-    _until(lambda: os.sched_getscheduler(pid) == os.SCHED_IDLE,
-           "the scoring process did not yield its core again once it caught up")
+    wait_until(lambda: os.sched_getscheduler(pid) == os.SCHED_IDLE,
+               "the scoring process did not yield its core again once it caught up")
 
 
 def test_without_leave_to_restore_it_the_scoring_process_keeps_normal_priority(
