@@ -19,9 +19,9 @@ gateway's process, those commits do not wait for the disk (the journal already c
 crash of the gateway): about once a second, and when the log closes, a small commit at
 the configured ``synchronous`` level makes every commit before it durable too, and only
 then does the journal drop the records they hold. An fsync per commit, fifty a second,
-cost the machine more than the audit writer itself. While the
-database refuses a batch, the writer retries it and new records are refused (the
-gateway answers 503) until it succeeds.
+cost the machine more than the audit writer itself. While the database refuses a batch,
+the writer retries it and new records are refused (the gateway answers 503) until it
+succeeds.
 """
 
 from __future__ import annotations
@@ -292,13 +292,15 @@ class AuditLog:
         return True
 
     def _make_durable(self, journal: Journal) -> None:
-        """A commit at the configured durability that rewrites the head row as it is:
-        it makes every quick commit before it durable, so the journal may drop them. If
+        """Let the journal drop what is committed, once it is durable: where the writer's
+        commits are quick, a commit at the configured durability that rewrites the head
+        row as it is makes every one before it durable (elsewhere they already are). If
         the database refuses, the journal keeps them and the next batch finds out."""
         n_committed = self._n_committed
         try:
-            with self._transaction(durable=True) as (cur, sql):
-                cur.execute(sql.touch_head)
+            if self._connection()[1].durable_before:
+                with self._transaction(durable=True) as (cur, sql):
+                    cur.execute(sql.touch_head)
         except self._db_errors:
             self._drop_connection()
             return
