@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import select
 from tests.gateway.conftest import wait_until
 
-from bastion.gateway import audit
+from bastion.gateway import audit_committer
 from bastion.gateway.audit import AuditEntry, AuditLog, AuditUnavailableError, verify_chain
 from bastion.gateway.db import Database, audit_records, open_database
 from bastion.gateway.journal import Journal, journal_folder, orphans
@@ -102,11 +102,12 @@ def test_batches_commit_quick_and_segments_wait_for_a_durable_commit(
     SQLite's synchronous=NORMAL, not the configured FULL) and the journal drops records
     only once a commit at the configured level has covered them: every second, and when
     the log closes."""
-    monkeypatch.setattr(audit, "_DURABLE_EVERY_S", 3600.0)
+    monkeypatch.setattr(audit_committer, "_DURABLE_EVERY_S", 3600.0)
     db = open_database(f"sqlite:///{tmp_path}/a.db")
     folder = tmp_path / "journal"
     log = AuditLog(db, journal=Journal(folder, segment_bytes=400))
-    raw, _ = log._connection()  # the writer's, before it has anything to write
+    assert log.committer is not None
+    raw, _ = log.committer.chain.connection()  # the writer's, before it has anything to write
     assert raw.driver_connection.execute("PRAGMA synchronous").fetchone() == (1,)
     statements: list[str] = []
     raw.driver_connection.set_trace_callback(statements.append)
@@ -118,16 +119,16 @@ def test_batches_commit_quick_and_segments_wait_for_a_durable_commit(
     assert "BEGIN IMMEDIATE" in statements
     assert not [s for s in statements if "synchronous" in s]  # nothing more per batch
 
-    monkeypatch.setattr(audit, "_DURABLE_EVERY_S", 0.0)
+    monkeypatch.setattr(audit_committer, "_DURABLE_EVERY_S", 0.0)
     log.write(_entry(20))
-    wait_until(lambda: len(list(folder.glob("*.journal"))) == 1,
-              "full segments were not dropped after a durable commit")
+    wait_until(lambda: log.progress.durable == 21, "no durable commit came")
+    monkeypatch.setattr(audit_committer, "_DURABLE_EVERY_S", 3600.0)
+    log.write(_entry(21))  # the server drops what is durable as it appends
+    assert len(list(folder.glob("*.journal"))) <= 2  # what holds records 20 and 21
     touch = statements.index("UPDATE gateway_audit_head SET seq = seq WHERE id = 1")
     assert statements[touch - 2:touch] == ["PRAGMA synchronous=2", "BEGIN IMMEDIATE"]
     assert statements[touch + 1:touch + 3] == ["COMMIT", "PRAGMA synchronous=1"]
 
-    monkeypatch.setattr(audit, "_DURABLE_EVERY_S", 3600.0)
-    log.write(_entry(21))
     log.close()  # closing makes the last commits durable: nothing is left to replay
     assert list(folder.glob("*.journal")) == []
     assert len(_logged(db)) == 22
@@ -143,7 +144,9 @@ def test_a_commit_that_landed_although_its_answer_was_lost_is_not_repeated(
     would break on their unique request ids and refuse requests for good)."""
     db = open_database(f"sqlite:///{tmp_path}/a.db")
     log = AuditLog(db, journal=Journal(tmp_path / "journal"))
-    working = log._append
+    assert log.committer is not None
+    chain = log.committer.chain
+    working = chain.append
     lost = []
 
     def commit_then_lose_the_answer(entries: list[AuditEntry], *, durable: bool = False) -> None:
@@ -152,10 +155,10 @@ def test_a_commit_that_landed_although_its_answer_was_lost_is_not_repeated(
             lost.append(len(entries))
             raise OSError("connection reset after the commit")
 
-    monkeypatch.setattr(log, "_append", commit_then_lose_the_answer)
+    monkeypatch.setattr(chain, "append", commit_then_lose_the_answer)
     for i in range(5):
         log.write(_entry(i))
-    wait_until(lambda: log._n_committed == 5 and not log._failing, "the writer did not get past it")
+    wait_until(lambda: lost and not log.progress.failing, "the writer did not get past it")
     log.write(_entry(5))
     log.close()
     assert _logged(db) == {f"req{i:04d}" for i in range(6)}
@@ -166,18 +169,20 @@ def test_refused_batches_fail_closed_and_commit_later(tmp_path: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     db = open_database(f"sqlite:///{tmp_path}/a.db")
     log = AuditLog(db, journal=Journal(tmp_path / "journal"))
-    working = log._append
+    assert log.committer is not None
+    chain = log.committer.chain
+    working = chain.append
 
-    def refuse(entries: list[AuditEntry], *, quick: bool = False) -> None:
+    def refuse(entries: list[AuditEntry], *, durable: bool = False) -> None:
         raise OSError("the database is gone")
 
-    monkeypatch.setattr(log, "_append", refuse)
+    monkeypatch.setattr(chain, "append", refuse)
     log.write(_entry(1))  # journaled before the writer has tried: acknowledged
     with pytest.raises(AuditUnavailableError):
         for i in range(2, 1000):  # until the writer has found out
             log.write(_entry(i))
             time.sleep(0.01)
-    monkeypatch.setattr(log, "_append", working)
+    monkeypatch.setattr(chain, "append", working)
 
     def accepted() -> bool:
         try:

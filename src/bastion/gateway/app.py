@@ -155,7 +155,8 @@ def create_app(
                         controls=controls, guards=guards)
     journal = (Journal(journal_folder(settings.database_url, settings.audit_journal_dir))
                if settings.audit_ack == "journal" else None)
-    audit = AuditLog(db, journal=journal)
+    audit = AuditLog(db, journal=journal,
+                     committer_process=settings.audit_committer == "process")
     metrics = GatewayMetrics()
 
     @asynccontextmanager

@@ -87,6 +87,7 @@ class Database:
 
     engine: Engine
     sessions: sessionmaker[Session]
+    sqlite_synchronous: str = "FULL"  # as opened: a process of its own opens it alike
 
     @contextmanager
     def writing(self) -> Iterator[Connection]:
@@ -130,7 +131,8 @@ def open_database(url: str, *, create: bool = True, sqlite_synchronous: str = "F
             raise ConfigError(
                 f"could not open the database ({type(err).__name__}); check database_url"
             ) from None
-    return Database(engine, sessionmaker(engine, expire_on_commit=False))
+    return Database(engine, sessionmaker(engine, expire_on_commit=False),
+                    sqlite_synchronous.upper())
 
 
 def _engine(url: str, synchronous: str) -> Engine:

@@ -33,8 +33,7 @@ from __future__ import annotations
 import atexit
 import itertools
 import logging
-import multiprocessing
-import multiprocessing.util
+import multiprocessing.util  # noqa: F401  (before our atexit hook: see _close_all)
 import os
 import resource
 import threading
@@ -45,6 +44,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from bastion.gateway.forkserver import forkserver
 from bastion.gateway.incidents.alarm import Alarm
 from bastion.gateway.scoring import Batch, Scorer
 from bastion.gateway.slots import ModelVersion
@@ -79,8 +79,7 @@ class ScoringProcess:
     """
 
     def __init__(self, scorer: Scorer, on_alarms: Callable[[list[Alarm]], None]) -> None:
-        ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["bastion.gateway.scoring_process"])
+        ctx = forkserver()
         ours, theirs = ctx.Pipe()
         self._process = ctx.Process(target=_child, args=(theirs, scorer), daemon=True,
                                     name="bastion-monitor-scoring")

@@ -83,6 +83,11 @@ class GatewaySettings(BaseModel):
     # beside a SQLite database file; other databases need audit_journal_dir.
     audit_ack: Literal["commit", "journal"] = "journal"
     audit_journal_dir: Path | None = None
+    # with "journal": who commits the journal to the database. "process" (default): a
+    # child process, which keeps the hashing and the driver's work off the server
+    # process's GIL; "thread": a thread in the server process. An in-memory database
+    # is always committed from a thread.
+    audit_committer: Literal["process", "thread"] = "process"
     # secrets: where the token pepper is (env var name, file, or Vault KV v2)
     pepper_env: str = "BASTION_GATEWAY_PEPPER"
     pepper_file: Path | None = None
