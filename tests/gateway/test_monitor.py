@@ -19,6 +19,7 @@ from tests.gateway.conftest import wait_until
 
 from bastion.attacks.evasion.pgd import PGD
 from bastion.attacks.extraction import JacobianAugmentation, extract_model
+from bastion.gateway import monitor as monitor_module
 from bastion.gateway.hooks import RequestEvent, Verdict
 from bastion.gateway.incidents.alarm import Alarm, Kind, Level
 from bastion.gateway.monitor import MonitorSettings, RuntimeMonitor, batch_of
@@ -250,6 +251,42 @@ def test_the_request_path_never_waits_for_the_worker(
         asking.start()
         asking.join(timeout=5)
     assert answers == [Verdict.BLOCK, Verdict.ALLOW]
+
+
+def test_a_full_backlog_holds_the_request_path_back_rather_than_drop_events(
+        world: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past ``_MAX_QUEUED`` waiting events ``after`` waits for the worker: an event
+    dropped under load would be a blind spot an attacker could make."""
+    monkeypatch.setattr(monitor_module, "_MAX_QUEUED", 3)
+    monitor, _ = _monitor(world, scoring="thread")
+    scored: list[int] = []
+    release = threading.Event()
+
+    def slow_score(events: list[RequestEvent]) -> None:
+        release.wait(30)
+        scored.append(len(events))
+
+    monkeypatch.setattr(monitor, "_score", slow_score)
+    x = world["test_x"][:1]
+    event = RequestEvent(time=0.0, request_id="r", token_id="t", role="client",
+                         client="10.0.0.1", x=x, proba=world["model"].predict_proba(x),
+                         latency_ms=1.0, decision="allow")
+    monitor.after(event)
+    wait_until(lambda: not monitor._events, "the worker did not take the first event")
+    done = threading.Event()
+
+    def send_four() -> None:
+        for _ in range(4):
+            monitor.after(event)
+        done.set()
+
+    threading.Thread(target=send_four, daemon=True).start()
+    assert not done.wait(0.5)  # the fourth waits while three are waiting
+    release.set()
+    assert done.wait(10)
+    monitor.flush()
+    monitor.close()
+    assert sum(scored) == 5
 
 
 def _first_block(sink: Sink) -> float:

@@ -1,7 +1,7 @@
 """The runtime monitor: a gateway :class:`~bastion.gateway.hooks.Guard` that watches
 every served prediction for drift, adversarial inputs and model extraction.
 
-``after`` only queues the event. A worker thread wakes at most every 50 ms, packs
+``after`` only appends the event. A worker thread wakes every 50 ms, packs
 whatever requests are waiting into one :class:`~bastion.gateway.scoring.Batch` and has
 the :class:`~bastion.gateway.scoring.Scorer` (what is computed, and the risk score, are
 described there) turn it into alarms. With ``scoring = "process"`` (the default) the
@@ -25,7 +25,6 @@ single request would have made it.
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
 from collections import deque
@@ -57,6 +56,7 @@ __all__ = ["MonitorSettings", "RuntimeMonitor", "batch_of", "load_reference", "m
 log = logging.getLogger("bastion.gateway.monitor")
 
 _MAX_BATCH = 256  # requests scored together
+_MAX_QUEUED = 10_000  # requests waiting beyond which the request path waits too
 # The worker gathers requests this long before scoring them: one wake-up and one model
 # call per interval instead of per request (and the request path keeps the GIL). Much of
 # the scoring costs per client and predicted class in a batch rather than per row: at
@@ -166,7 +166,12 @@ class RuntimeMonitor:
                             "monitor scores in the server process", type(err).__name__)
                 self._process.close()
                 self._process = None
-        self._queue: queue.Queue[RequestEvent | None] = queue.Queue(maxsize=10_000)
+        # Appended by the request path and taken by the worker without a lock: a queue's
+        # lock, contended by the worker draining it, cost the event loop GIL hand-overs
+        # (6 points of throughput at 8 connections).
+        self._events: deque[RequestEvent] = deque()
+        self._in_hand = False  # the worker has taken events it has not finished with
+        self._stop = threading.Event()
         self._worker = threading.Thread(target=self._run, name="bastion-monitor", daemon=True)
         self._worker.start()
 
@@ -183,7 +188,9 @@ class RuntimeMonitor:
 
     def after(self, event: RequestEvent) -> None:
         # Back-pressure rather than dropping: a dropped event is an attacker's blind spot.
-        self._queue.put(event)
+        while len(self._events) >= _MAX_QUEUED and self._worker.is_alive():
+            time.sleep(0.001)
+        self._events.append(event)
 
     # -- control -----------------------------------------------------------------------
 
@@ -225,14 +232,14 @@ class RuntimeMonitor:
         """Wait until every queued event has been scored and its alarms handled (tests,
         shutdown)."""
         deadline = time.monotonic() + timeout_s
-        while self._queue.unfinished_tasks and time.monotonic() < deadline:
+        while (self._events or self._in_hand) and time.monotonic() < deadline:
             time.sleep(0.005)
         process = self._process
         if process is not None:
             process.settle(max(0.0, deadline - time.monotonic()))
 
     def close(self) -> None:
-        self._queue.put(None)
+        self._stop.set()
         self._worker.join(timeout=10)
         if self._process is not None:
             self._process.close()
@@ -240,32 +247,22 @@ class RuntimeMonitor:
     # -- worker ------------------------------------------------------------------------
 
     def _run(self) -> None:
+        events = self._events
         while True:
-            # Take whatever is waiting (up to a bound) and score it as one batch: under
-            # load the monitor's cost per request falls instead of piling up.
             if time.monotonic() - self._last_sync >= self.settings.block_sync_s:
                 self._sync_blocks()
-            try:
-                events = [self._queue.get(timeout=self.settings.block_sync_s)]
-            except queue.Empty:
-                continue
-            if self._queue.qsize() < _MAX_BATCH:
-                time.sleep(_LINGER_S)  # let the batch gather
-            while len(events) < _MAX_BATCH:
+            # Take whatever gathered meanwhile (up to a bound) and score it as one batch:
+            # under load the monitor's cost per request falls instead of piling up.
+            stopping = self._stop.wait(_LINGER_S)
+            while events:
+                self._in_hand = True  # before taking any: flush() must see them
+                taken = [events.popleft() for _ in range(min(len(events), _MAX_BATCH))]
                 try:
-                    events.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            live = [e for e in events if e is not None]
-            try:
-                if live:
-                    self._score(live)
-            except Exception:  # the monitor must outlive one bad batch, loudly
-                log.exception("runtime monitor failed on %d requests", len(live))
-            finally:
-                for _ in events:
-                    self._queue.task_done()
-            if len(live) < len(events):
+                    self._score(taken)
+                except Exception:  # the monitor must outlive one bad batch, loudly
+                    log.exception("runtime monitor failed on %d requests", len(taken))
+            self._in_hand = False
+            if stopping:
                 return
 
     def _score(self, events: list[RequestEvent]) -> None:
@@ -310,7 +307,7 @@ class RuntimeMonitor:
             row["blocked"] = (row["subject_kind"], row["subject"]) in blocked
         with self._lock:
             requests = [r for r in self._requests if r[0] >= now - span_s]
-        backlog = self._queue.qsize()
+        backlog = len(self._events)
         n_buckets = int(span_s // bucket_s)
         counts = np.zeros(n_buckets)
         lat: list[list[float]] = [[] for _ in range(n_buckets)]
