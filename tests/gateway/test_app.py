@@ -259,6 +259,7 @@ def test_health_ready_metrics_openapi(served: Any, digits: Any) -> None:
     assert httpx.get(f"{url}/healthz").json() == {"status": "ok"}
     ready = httpx.get(f"{url}/readyz").json()
     assert ready["status"] == "ready" and ready["model_version"] == "digits.skops"
+    assert ready["checks"] == {"database": True, "rate_limits": True, "audit_log": True}
     admin = _token(app, "admin")
 
     def rows() -> float:

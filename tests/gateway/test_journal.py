@@ -177,11 +177,13 @@ def test_refused_batches_fail_closed_and_commit_later(tmp_path: Path,
         raise OSError("the database is gone")
 
     monkeypatch.setattr(chain, "append", refuse)
+    assert log.healthy()
     log.write(_entry(1))  # journaled before the writer has tried: acknowledged
     with pytest.raises(AuditUnavailableError):
         for i in range(2, 1000):  # until the writer has found out
             log.write(_entry(i))
             time.sleep(0.01)
+    assert not log.healthy()  # /readyz says so
     monkeypatch.setattr(chain, "append", working)
 
     def accepted() -> bool:
@@ -192,7 +194,9 @@ def test_refused_batches_fail_closed_and_commit_later(tmp_path: Path,
         return True
 
     wait_until(accepted, "the writer did not recover")
+    assert log.healthy()
     log.close()
+    assert not log.healthy()
     logged = _logged(db)
     assert {"req0001", "req9999"} <= logged
     assert verify_chain(db).ok

@@ -1,8 +1,9 @@
 """``create_app``: the gateway as a FastAPI application.
 
 Routes: ``POST /v1/predict``, ``GET /healthz`` (the process is up), ``GET /readyz`` (model,
-database and rate-limit storage answer), ``GET /metrics`` (Prometheus; ``admin`` unless
-``metrics_public``) and the OpenAPI document at ``/openapi.json``.
+database and rate-limit storage answer, the audit log takes records), ``GET /metrics``
+(Prometheus; ``admin`` unless ``metrics_public``) and the OpenAPI document at
+``/openapi.json``.
 
 The request path runs on the event loop (a worker-thread hop would cost more than all
 the checks together) and the model with it, as in a plain FastAPI endpoint; for
@@ -269,10 +270,12 @@ def _routes(app: FastAPI, pipeline: Pipeline, audit: AuditLog, metrics: GatewayM
 
     @app.get("/readyz", responses={503: {"model": ErrorResponse}})
     async def readyz(request: Request) -> Response:
-        """The model is loaded and the database and rate-limit storage answer."""
+        """The model is loaded, the database and rate-limit storage answer, and the
+        audit log takes records."""
         state = request.app.state
         checks = {"database": await run_in_threadpool(state.db.ping),
-                  "rate_limits": await state.limits.healthy()}
+                  "rate_limits": await state.limits.healthy(),
+                  "audit_log": state.audit.healthy()}
         ready = all(checks.values())
         return JSONResponse({"status": "ready" if ready else "not ready",
                              "model_version": state.models.current.name, "checks": checks},

@@ -123,6 +123,17 @@ class AuditLog:
         """How far the journal's committer got (all zero without a journal)."""
         return self._progress
 
+    def healthy(self) -> bool:
+        """Whether records are taken now (``/readyz``): not while the database refuses
+        the journal's batches or the committer is too far behind, when requests get 503."""
+        if self._stop.is_set():
+            return False
+        if self._journal is None:
+            return self._thread is not None and self._thread.is_alive()
+        progress = self._progress
+        return (not progress.failing
+                and self._journal.appended - progress.committed <= self._max_backlog)
+
     def submit(self, entry: AuditEntry) -> Future[None]:
         """Queue a record; the future resolves once it is durable (committed, or with a
         journal, journaled) or fails."""
