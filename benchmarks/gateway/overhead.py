@@ -17,7 +17,7 @@ Gateways measured (``--servers`` picks some):
   scoring process of their own.
 
 Server CPU time per request is read from /proc around each run (all threads and child
-processes: the audit writer, the monitor's worker and its scoring process included).
+processes: the audit committer, the monitor's worker and its scoring process included).
 Load comes from ``wrk`` in its own process, over loopback; each request is one held-out
 digit, cycling through 297 of them, the same sequence for every server (a single
 repeated input would look like an attack to the monitor and is not what a served model
