@@ -141,3 +141,30 @@ def test_the_committer_does_not_outlive_a_killed_server(tmp_path: Path) -> None:
     AuditLog(db, journal=Journal(folder)).close()  # the next start replays what is left
     result = verify_chain(db)
     assert result.ok and result.n_records == 50, result.problems
+
+
+_UNCLOSED = """
+import sys
+from pathlib import Path
+from bastion.gateway.audit import AuditEntry, AuditLog
+from bastion.gateway.db import open_database
+from bastion.gateway.journal import Journal
+
+log = AuditLog(open_database(sys.argv[1]), journal=Journal(Path(sys.argv[2])),
+               committer_process=True)
+for i in range(30):
+    log.write(AuditEntry(f"req{i:04d}", 1.7e9 + i, "t1", "client", "127.0.0.1", "ab" * 32,
+                         "[1]", 1.5, "allow"))
+print(log.committer.pid, flush=True)
+"""
+
+
+def test_a_program_that_never_closes_its_log_still_exits(tmp_path: Path) -> None:
+    """The committer ignores SIGTERM (a process group's stop signal), which is also how
+    multiprocessing ends its children at exit: an exit hook stops it first."""
+    url, folder = f"sqlite:///{tmp_path}/a.db", tmp_path / "journal"
+    run = subprocess.run([sys.executable, "-c", _UNCLOSED, url, str(folder)],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert not _running(int(run.stdout.split()[0]))
+    assert _n_logged(open_database(url)) == 30  # committed on the way out

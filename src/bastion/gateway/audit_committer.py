@@ -23,13 +23,16 @@ If the child dies, the server takes the committing over in a thread.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import ctypes
 import logging
 import multiprocessing
+import multiprocessing.util
 import signal
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -50,6 +53,16 @@ _LINGER_S = 0.02
 # ... and makes what it committed durable (against power loss) at least this often.
 _DURABLE_EVERY_S = 1.0
 _READY_S = 60.0
+_running: weakref.WeakSet[Committer] = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_all() -> None:
+    """Stop committer processes at exit, whoever forgot to close their log: the child
+    ignores the SIGTERM that multiprocessing.util's own hook (registered on import,
+    above, so it runs after this one) sends its children before joining them."""
+    for committer in list(_running):
+        committer.stop(10.0)
 
 
 class Progress:
@@ -179,6 +192,7 @@ class Committer:
             except EOFError:
                 self._process.kill()
                 raise RuntimeError("the audit committer process did not start") from None
+            _running.add(self)
             return
         self._conn = None
         self._stop = threading.Event()
@@ -206,14 +220,17 @@ class Committer:
 
     def stop(self, timeout_s: float) -> None:
         """Commit what the journal holds, make it durable, and stop."""
-        if self._process is not None and self._conn is not None:
-            with contextlib.suppress(OSError):  # it died
-                self._conn.send("stop")
-            self._process.join(timeout_s)
-            if self._process.is_alive():
-                self._process.kill()
-                self._process.join(5)
-            self._conn.close()
+        if self._process is not None:
+            if self._conn is not None:
+                with contextlib.suppress(OSError):  # it died
+                    self._conn.send("stop")
+                self._process.join(timeout_s)
+                if self._process.is_alive():
+                    self._process.kill()
+                    self._process.join(5)
+                self._conn.close()
+                self._conn = None
+                _running.discard(self)
             return
         self._stop.set()
         if self._thread is not None:
