@@ -16,6 +16,7 @@ from tests.gateway.conftest import wait_until
 
 from bastion.gateway import audit_committer
 from bastion.gateway.audit import AuditEntry, AuditLog, AuditUnavailableError, verify_chain
+from bastion.gateway.audit_chain import ChainWriter
 from bastion.gateway.db import Database, audit_records, open_database
 from bastion.gateway.journal import Journal, journal_folder, orphans
 
@@ -68,6 +69,36 @@ def test_records_of_a_killed_process_are_replayed_once(tmp_path: Path) -> None:
     assert list(folder.iterdir()) == []
     AuditLog(db, journal=Journal(folder)).close()  # nothing left to replay twice
     assert verify_chain(db).n_records == 100
+
+
+def test_a_replay_racing_the_dead_process_committer_checks_again(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A dead server's committer can still land a batch while the restarted server
+    replays: the replay's batch then breaks on the unique request ids, and it checks
+    the log again instead of failing the start."""
+    db = open_database(f"sqlite:///{tmp_path}/a.db")
+    folder = tmp_path / "journal"
+    dead = Journal(folder)
+    for i in range(20):
+        dead.append(_entry(i).values())
+    dead.close(0)  # left for a replay
+    log = AuditLog(db)
+    for i in range(10):  # what the dead server's committer landed meanwhile
+        log.write(_entry(i))
+    log.close()
+    real_known = ChainWriter.known
+    calls: list[int] = []
+
+    def stale_once(self: ChainWriter, request_ids: list[str]) -> set[str]:
+        calls.append(len(request_ids))
+        return set() if len(calls) == 1 else real_known(self, request_ids)
+
+    monkeypatch.setattr(ChainWriter, "known", stale_once)
+    AuditLog(db, journal=Journal(folder)).close()
+    assert len(calls) >= 2
+    assert _logged(db) == {f"req{i:04d}" for i in range(20)}
+    result = verify_chain(db)
+    assert result.ok and result.n_records == 20, result.problems
 
 
 def test_a_live_journal_is_not_replayed(tmp_path: Path) -> None:

@@ -59,6 +59,7 @@ log = logging.getLogger("bastion.gateway")
 
 # appended records between two checks that the committer is alive (a waitpid each)
 _CHECK_EVERY = 1024
+_REPLAY_TRIES = 3
 
 
 def request_ids() -> Iterator[str]:
@@ -261,13 +262,26 @@ class AuditLog:
                 entries.append(AuditEntry(*values))  # type: ignore[arg-type]
             except TypeError:
                 log.error("audit journal: a record with the wrong fields was skipped")
-        known = self._chain.known([e.request_id for e in entries])
-        missing = [e for e in entries if e.request_id not in known]
-        for start in range(0, len(missing), MAX_BATCH):  # durable: the segment goes next
-            self._chain.append(missing[start:start + MAX_BATCH], durable=True)
-        if missing:
+        replayed = 0
+        for attempt in range(_REPLAY_TRIES):
+            # The dead process's committer may still be finishing a batch (it stops at
+            # its next step): what it commits meanwhile breaks the unique request ids of
+            # a batch built before, so a failed batch is checked against the log again.
+            try:
+                known = self._chain.known([e.request_id for e in entries])
+                missing = [e for e in entries if e.request_id not in known]
+                for start in range(0, len(missing), MAX_BATCH):  # durable: the segment goes
+                    self._chain.append(missing[start:start + MAX_BATCH], durable=True)
+                    replayed += len(missing[start:start + MAX_BATCH])
+                break
+            except self._chain.errors:
+                self._chain.drop_connection()
+                if attempt == _REPLAY_TRIES - 1:
+                    raise
+                time.sleep(0.2)
+        if replayed:
             log.warning("audit log: %d records replayed from the journal of a stopped "
-                        "process", len(missing))
+                        "process", replayed)
 
 
 def _settle(waiters: list[asyncio.Future[None]], failure: Exception | None) -> None:
