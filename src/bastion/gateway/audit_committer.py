@@ -112,10 +112,15 @@ def commit_journal(chain: ChainWriter, tail: Tail, progress: Progress,
     log: a dead committer may have committed it, or a commit may have landed although
     its answer was lost with the connection. The log holds a prefix of the journal."""
     check, durable_at = True, time.monotonic()
-    progress.committed = tail.position  # what the journal dropped was durable
+    # What the journal dropped was durable; and what a committer before this one (taken
+    # over when it died) reported committed is in the log: not read again.
+    skip = max(0, progress.committed - tail.position)
+    progress.committed = tail.position + skip
     while True:
         stopping = wait(_LINGER_S)
         records = tail.read()
+        if skip:
+            records, skip = records[skip:], max(0, skip - len(records))
         for start in range(0, len(records), MAX_BATCH):
             batch = records[start:start + MAX_BATCH]
             entries = [AuditEntry(*r) for r in batch]  # type: ignore[arg-type]
@@ -124,7 +129,7 @@ def commit_journal(chain: ChainWriter, tail: Tail, progress: Progress,
                 return
             check = checked
             progress.committed += len(entries)
-        progress.committed = tail.position  # and the unreadable records skipped
+        progress.committed = tail.position + skip  # and the unreadable records skipped
         committed = progress.committed
         if committed > progress.durable and (
                 stopping or time.monotonic() - durable_at >= _DURABLE_EVERY_S):
