@@ -100,7 +100,7 @@ class AuditLog:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._committer: Committer | None = None
-        self._progress = Progress.shared()
+        self._progress = Progress.local()  # the committer's, with a journal
         self._durable_seen = 0
         self._takeover = threading.Lock()
         if journal is None:
@@ -111,8 +111,8 @@ class AuditLog:
         for records in orphans(journal.folder):
             self._replay(records)
         self._chain.close()
-        self._committer = start_committer(db, journal, self._progress,
-                                          process=committer_process)
+        self._committer, self._progress = start_committer(db, journal,
+                                                          process=committer_process)
 
     @property
     def committer(self) -> Committer | None:

@@ -73,8 +73,14 @@ class Progress:
         self._values = values  # a ctypes array of three int64, shared or not
 
     @classmethod
-    def shared(cls, ctx: Any = multiprocessing) -> Progress:
-        return cls(ctx.RawArray(ctypes.c_int64, 3))
+    def shared(cls) -> Progress:
+        """In memory a child process shares (a file-backed mapping)."""
+        return cls(multiprocessing.RawArray(ctypes.c_int64, 3))
+
+    @classmethod
+    def local(cls) -> Progress:
+        """In this process's memory only, for a committer thread."""
+        return cls((ctypes.c_int64 * 3)())
 
     @property
     def committed(self) -> int:
@@ -242,16 +248,19 @@ class Committer:
             self._thread.join(timeout_s)
 
 
-def start_committer(db: Database, journal: Journal, progress: Progress, *,
-                    process: bool) -> Committer:
-    """A committer in a child process where asked and possible, else in a thread. An
-    in-memory database cannot be shared with another process."""
+def start_committer(db: Database, journal: Journal, *,
+                    process: bool) -> tuple[Committer, Progress]:
+    """A committer in a child process where asked and possible, else in a thread, and
+    the progress it reports. An in-memory database cannot be shared with another
+    process."""
     if process and ":memory:" not in str(db.engine.url) and str(db.engine.url) != "sqlite://":
         try:
-            return Committer(db, journal, progress, process=True)
+            progress = Progress.shared()
+            return Committer(db, journal, progress, process=True), progress
         except (OSError, RuntimeError) as err:
             log.error("audit committer: no process (%s); committing in a thread", err)
-    return Committer(db, journal, progress, process=False)
+    progress = Progress.local()
+    return Committer(db, journal, progress, process=False), progress
 
 
 def _child(conn: Connection, url: str, synchronous: str, folder: Path, name: str,
