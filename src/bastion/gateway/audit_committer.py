@@ -35,6 +35,7 @@ import time
 import weakref
 from collections.abc import Callable
 from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
@@ -184,7 +185,7 @@ class Committer:
                  process: bool) -> None:
         segment, position = journal.kept()
         self._thread: threading.Thread | None = None
-        self._process: Any = None
+        self._process: BaseProcess | None = None
         if process:
             ctx = forkserver()
             ours, theirs = ctx.Pipe()
@@ -192,7 +193,7 @@ class Committer:
             self._process = ctx.Process(
                 target=_child, daemon=True, name="bastion-audit-committer",
                 args=(theirs, url, db.sqlite_synchronous, journal.folder, journal.name,
-                      segment, position, progress._values))
+                      segment, position, progress))
             self._process.start()
             theirs.close()
             self._conn: Connection | None = ours
@@ -264,7 +265,7 @@ def start_committer(db: Database, journal: Journal, *,
 
 
 def _child(conn: Connection, url: str, synchronous: str, folder: Path, name: str,
-           segment: int, position: int, values: Any) -> None:
+           segment: int, position: int, progress: Progress) -> None:
     # A terminal's Ctrl-C or systemd's stop signals the whole process group: the server
     # then stops the committer itself, after the last requests are journaled.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -283,5 +284,5 @@ def _child(conn: Connection, url: str, synchronous: str, folder: Path, name: str
         return True
 
     commit_journal(chain, Tail(folder, name, segment=segment, position=position),
-                   Progress(values), wait)
+                   progress, wait)
     chain.close()
