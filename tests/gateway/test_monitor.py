@@ -9,6 +9,7 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -273,17 +274,20 @@ def test_a_full_backlog_holds_the_request_path_back_rather_than_drop_events(
                          latency_ms=1.0, decision="allow")
     monitor.after(event)
     wait_until(lambda: not monitor._events, "the worker did not take the first event")
-    done = threading.Event()
+    for _ in range(3):
+        monitor.after(event)  # room for these
+    waited_with: list[int] = []
 
-    def send_four() -> None:
-        for _ in range(4):
-            monitor.after(event)
-        done.set()
+    def note_the_wait(seconds: float) -> None:  # the worker is let go once after() waits
+        waited_with.append(len(monitor._events))
+        release.set()
+        time.sleep(seconds)
 
-    threading.Thread(target=send_four, daemon=True).start()
-    assert not done.wait(0.5)  # the fourth waits while three are waiting
-    release.set()
-    assert done.wait(10)
+    monkeypatch.setattr(monitor_module, "time", SimpleNamespace(
+        sleep=note_the_wait, monotonic=time.monotonic))
+    monitor.after(event)  # the fourth waiting: held back until the worker takes them
+    assert waited_with and waited_with[0] == 3
+    monkeypatch.setattr(monitor_module, "time", time)
     monitor.flush()
     monitor.close()
     assert sum(scored) == 5
