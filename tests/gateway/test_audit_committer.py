@@ -125,7 +125,7 @@ def test_a_killed_committer_is_taken_over_in_a_thread(tmp_path: Path,
     assert result.ok and result.n_records == 60, result.problems
 
 
-_KILLED = """
+_SERVER = """
 import os, signal, sys
 from pathlib import Path
 from bastion.gateway.audit import AuditEntry, AuditLog
@@ -134,20 +134,30 @@ from bastion.gateway.journal import Journal
 
 log = AuditLog(open_database(sys.argv[1]), journal=Journal(Path(sys.argv[2])),
                committer_process=True)
-for i in range(50):
+for i in range(int(sys.argv[3])):
     log.write(AuditEntry(f"req{i:04d}", 1.7e9 + i, "t1", "client", "127.0.0.1", "ab" * 32,
                          "[1]", 1.5, "allow"))
 print(log.committer.pid, flush=True)
-os.kill(os.getpid(), signal.SIGKILL)
+if sys.argv[4] == "kill":
+    os.kill(os.getpid(), signal.SIGKILL)
+# else: exit without closing the log
 """
 
 
-def test_the_committer_does_not_outlive_a_killed_server(tmp_path: Path) -> None:
+def _serve(tmp_path: Path, n_records: int, end: str) -> tuple[str, Path, int, int]:
+    """Run a program that writes ``n_records`` through a committer process and then
+    kills itself (``kill``) or just exits; its database URL, journal folder, exit
+    status and committer's pid."""
     url, folder = f"sqlite:///{tmp_path}/a.db", tmp_path / "journal"
-    run = subprocess.run([sys.executable, "-c", _KILLED, url, str(folder)],
+    run = subprocess.run([sys.executable, "-c", _SERVER, url, str(folder), str(n_records), end],
                          capture_output=True, text=True, timeout=120)
-    assert run.returncode == -9, run.stderr
-    pid = int(run.stdout.split()[0])
+    assert run.stdout, run.stderr
+    return url, folder, run.returncode, int(run.stdout.split()[0])
+
+
+def test_the_committer_does_not_outlive_a_killed_server(tmp_path: Path) -> None:
+    url, folder, status, pid = _serve(tmp_path, 50, "kill")
+    assert status == -9
     wait_until(lambda: not _running(pid), "the committer outlived its server")
     db = open_database(url)
     AuditLog(db, journal=Journal(folder)).close()  # the next start replays what is left
@@ -155,28 +165,10 @@ def test_the_committer_does_not_outlive_a_killed_server(tmp_path: Path) -> None:
     assert result.ok and result.n_records == 50, result.problems
 
 
-_UNCLOSED = """
-import sys
-from pathlib import Path
-from bastion.gateway.audit import AuditEntry, AuditLog
-from bastion.gateway.db import open_database
-from bastion.gateway.journal import Journal
-
-log = AuditLog(open_database(sys.argv[1]), journal=Journal(Path(sys.argv[2])),
-               committer_process=True)
-for i in range(30):
-    log.write(AuditEntry(f"req{i:04d}", 1.7e9 + i, "t1", "client", "127.0.0.1", "ab" * 32,
-                         "[1]", 1.5, "allow"))
-print(log.committer.pid, flush=True)
-"""
-
-
 def test_a_program_that_never_closes_its_log_still_exits(tmp_path: Path) -> None:
     """The committer ignores SIGTERM (a process group's stop signal), which is also how
     multiprocessing ends its children at exit: an exit hook stops it first."""
-    url, folder = f"sqlite:///{tmp_path}/a.db", tmp_path / "journal"
-    run = subprocess.run([sys.executable, "-c", _UNCLOSED, url, str(folder)],
-                         capture_output=True, text=True, timeout=120)
-    assert run.returncode == 0, run.stderr
-    assert not _running(int(run.stdout.split()[0]))
+    url, _, status, pid = _serve(tmp_path, 30, "exit")
+    assert status == 0
+    assert not _running(pid)
     assert _n_logged(open_database(url)) == 30  # committed on the way out

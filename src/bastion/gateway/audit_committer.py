@@ -37,7 +37,6 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from pathlib import Path
-from typing import Any
 
 from bastion.gateway.audit_chain import MAX_BATCH, AuditEntry, ChainWriter
 from bastion.gateway.db import Database, open_database
@@ -66,46 +65,23 @@ def _stop_all() -> None:
         committer.stop(10.0)
 
 
-class Progress:
-    """How far the committer got, in shared memory: records committed and made durable
-    (counted from the journal's start) and whether the database refuses a batch now."""
+class Progress(ctypes.Structure):
+    """How far the committer got: records committed and made durable (counted from the
+    journal's start) and whether the database refuses a batch now (0 or 1). Plain
+    ctypes fields, so the request path reads them without a lock or a system call."""
 
-    def __init__(self, values: Any) -> None:
-        self._values = values  # a ctypes array of three int64, shared or not
+    _fields_ = (("committed", ctypes.c_int64), ("durable", ctypes.c_int64),
+                ("failing", ctypes.c_int64))
 
     @classmethod
     def shared(cls) -> Progress:
         """In memory a child process shares (a file-backed mapping)."""
-        return cls(multiprocessing.RawArray(ctypes.c_int64, 3))
+        return multiprocessing.RawValue(cls)
 
     @classmethod
     def local(cls) -> Progress:
         """In this process's memory only, for a committer thread."""
-        return cls((ctypes.c_int64 * 3)())
-
-    @property
-    def committed(self) -> int:
-        return int(self._values[0])
-
-    @committed.setter
-    def committed(self, n: int) -> None:
-        self._values[0] = n
-
-    @property
-    def durable(self) -> int:
-        return int(self._values[1])
-
-    @durable.setter
-    def durable(self, n: int) -> None:
-        self._values[1] = n
-
-    @property
-    def failing(self) -> bool:
-        return bool(self._values[2])
-
-    @failing.setter
-    def failing(self, value: bool) -> None:
-        self._values[2] = int(value)
+        return cls()
 
 
 def commit_journal(chain: ChainWriter, tail: Tail, progress: Progress,
