@@ -127,13 +127,10 @@ class AuditLog:
     def healthy(self) -> bool:
         """Whether records are taken now (``/readyz``): not while the database refuses
         the journal's batches or the committer is too far behind, when requests get 503."""
-        if self._stop.is_set():
-            return False
         if self._journal is None:
-            return self._thread is not None and self._thread.is_alive()
-        progress = self._progress
-        return (not progress.failing
-                and self._journal.appended - progress.committed <= self._max_backlog)
+            return (not self._stop.is_set() and self._thread is not None
+                    and self._thread.is_alive())
+        return self._refusal(self._journal) is None
 
     def submit(self, entry: AuditEntry) -> Future[None]:
         """Queue a record; the future resolves once it is durable (committed, or with a
@@ -183,15 +180,11 @@ class AuditLog:
         self._chain.close()
 
     def _journaled(self, journal: Journal, entry: AuditEntry) -> None:
-        progress = self._progress
-        if self._stop.is_set():
-            raise AuditUnavailableError("audit log unavailable (closing)")
-        if progress.failing:
-            self._check_committer(journal)
-            raise AuditUnavailableError("audit log unavailable (database)")
-        if journal.appended - progress.committed > self._max_backlog:
-            self._check_committer(journal)
-            raise AuditUnavailableError("audit log unavailable (database behind)")
+        refusal = self._refusal(journal)
+        if refusal is not None:
+            if refusal != "closing":  # a dead committer looks like this too
+                self._check_committer(journal)
+            raise AuditUnavailableError(f"audit log unavailable ({refusal})")
         try:
             journal.append(entry.values())
         except OSError as err:
@@ -199,10 +192,20 @@ class AuditLog:
                 f"audit journal unavailable ({type(err).__name__})") from None
         if journal.appended % _CHECK_EVERY == 0:
             self._check_committer(journal)
-        durable = progress.durable
+        durable = self._progress.durable
         if durable != self._durable_seen:  # about once a second
             self._durable_seen = durable
             journal.committed(durable)
+
+    def _refusal(self, journal: Journal) -> str | None:
+        """Why new journaled records are refused now (503), if they are."""
+        if self._stop.is_set():
+            return "closing"
+        if self._progress.failing:
+            return "database"
+        if journal.appended - self._progress.committed > self._max_backlog:
+            return "database behind"
+        return None
 
     def _check_committer(self, journal: Journal) -> None:
         """Take the committing over in a thread if the committer died."""
